@@ -1,0 +1,30 @@
+"""Every write to accounts and address books."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from .models import Contact, User
+
+
+@transaction.atomic
+def do_create_user(*, username: str, password: str, email: str = "", display_name: str = "") -> User:
+    return User.objects.create_user(
+        username=username, password=password, email=email, display_name=display_name
+    )
+
+
+@transaction.atomic
+def do_add_contact(owner: User, *, person: User) -> Contact:
+    if person.pk == owner.pk:
+        raise ValidationError("You are always in your own address book.")
+    if not person.is_active:
+        raise ValidationError("No one found with that username or email.")
+    contact, _ = Contact.objects.get_or_create(owner=owner, person=person)
+    return contact
+
+
+@transaction.atomic
+def do_remove_contact(owner: User, *, person: User) -> None:
+    Contact.objects.filter(owner=owner, person=person).delete()

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from rooms.forms import PersonForm
+from rooms.queries import address_book, room_list
+from rooms.views import check
+
+from . import actions
+from .forms import SignupForm
+from .models import User
+from .queries import find_person
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = actions.do_create_user(
+            username=form.cleaned_data["username"],
+            password=form.cleaned_data["password1"],
+            email=form.cleaned_data["email"],
+            display_name=form.cleaned_data["display_name"],
+        )
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return redirect("home")
+    return render(request, "accounts/signup.html", {"form": form}, status=400 if form.errors else 200)
+
+
+def _contacts_page(request: HttpRequest, *, status: int = 200) -> HttpResponse:
+    return render(
+        request,
+        "accounts/contacts.html",
+        {"people": address_book(request.user), "rooms": room_list(request.user)},
+        status=status,
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def contacts(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        person = find_person(check(PersonForm(request.POST))["person"])
+        actions.do_add_contact(request.user, person=person)
+        if not request.htmx:
+            return redirect("contacts")
+    return _contacts_page(request)
+
+
+@login_required
+@require_POST
+def contact_remove(request: HttpRequest, user_id: int) -> HttpResponse:
+    actions.do_remove_contact(request.user, person=get_object_or_404(User, pk=user_id))
+    return redirect("contacts")

@@ -1,0 +1,286 @@
+"""Every write to rooms, memberships and messages.
+
+Each `do_*` checks permission, writes in one transaction and publishes its live event on commit.
+Pages, websockets, email replies, commands and tasks all come through here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from accounts.models import User
+
+from . import events
+from .formatting import MAX_MESSAGE_LENGTH, render_message
+from .fragments import message_html, room_item_html
+from .models import Membership, Message, Role, Room, RoomKind
+from .queries import (
+    access_membership,
+    direct_key,
+    in_address_book,
+    member_ids,
+    mentionable,
+    room_for_event,
+)
+
+MAX_TITLE_LENGTH = 200
+
+
+def check_body(body: str) -> str:
+    body = body.strip()
+    if not body:
+        raise ValidationError("A message cannot be empty.")
+    if len(body) > MAX_MESSAGE_LENGTH:
+        raise ValidationError(
+            f"A message can be at most {MAX_MESSAGE_LENGTH:,} characters; "
+            f"this one has {len(body):,}."
+        )
+    return body
+
+
+def check_title(title: str) -> str:
+    title = " ".join(title.split())
+    if not title:
+        raise ValidationError("A room needs a title.")
+    if len(title) > MAX_TITLE_LENGTH:
+        raise ValidationError(f"A room title can be at most {MAX_TITLE_LENGTH} characters.")
+    return title
+
+
+def _publish_room_updated(room: Room, user_ids: Iterable[int]) -> None:
+    room = room_for_event(room.pk)
+    event: events.RoomEvent = {
+        "type": "room.updated",
+        "room": room.pk,
+        "html": room_item_html(room),
+        "ts": events.now_ts(),
+    }
+    events.publish_on_commit(event, user_ids=user_ids)
+
+
+def _publish_message(message: Message, kind: str, *, list_changed: bool) -> None:
+    room_html = room_item_html(room_for_event(message.room_id)) if list_changed else ""
+    event: events.MessageEvent = {
+        "type": kind,  # type: ignore[typeddict-item]
+        "room": message.room_id,
+        "id": message.pk,
+        "sender": message.sender_id,
+        "html": message_html(message),
+        "room_html": room_html,
+        "ts": events.now_ts(),
+    }
+    events.publish_on_commit(event, user_ids=member_ids(message.room))
+
+
+@transaction.atomic
+def do_create_room(
+    owner: User,
+    *,
+    kind: str,
+    title: str = "",
+    members: Iterable[User],
+    contract_active: bool = False,
+) -> Room:
+    """Create a room owned by `owner`; for a direct room, return the pair's existing one."""
+    others = {m.pk: m for m in members if m.pk != owner.pk}
+    for person in others.values():
+        if not in_address_book(owner, person):
+            raise ValidationError(f"{person.name} is not in your address book.")
+    if kind not in RoomKind.values:
+        raise ValidationError(f"Unknown room kind {kind!r}.")
+    if kind == RoomKind.DIRECT:
+        if len(others) != 1:
+            raise ValidationError("A direct conversation is between exactly two people.")
+        key = direct_key(owner.pk, next(iter(others)))
+        existing = Room.objects.filter(direct_key=key).first()
+        if existing is not None:
+            return existing
+        title = ""
+    else:
+        title = check_title(title)
+        key = None
+
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            room = Room.objects.create(
+                kind=kind,
+                title=title,
+                last_activity=now,
+                direct_key=key,
+                contract_active=contract_active and kind == RoomKind.CONTRACT,
+            )
+    except IntegrityError:
+        # Both people opened the conversation at the same moment: use the one that won.
+        return Room.objects.get(direct_key=key)
+    Membership.objects.create(room=room, user=owner, role=Role.OWNER)
+    Membership.objects.bulk_create(
+        Membership(room=room, user=person, role=Role.MEMBER) for person in others.values()
+    )
+    _publish_room_updated(room, [owner.pk, *others])
+    return room
+
+
+def do_open_direct(user: User, *, other: User) -> Room:
+    return do_create_room(user, kind=RoomKind.DIRECT, members=[other])
+
+
+@transaction.atomic
+def do_rename_room(actor: User, *, room: Room, title: str) -> None:
+    access_membership(actor, room.pk, min_role=Role.OWNER)
+    if room.is_direct:
+        raise ValidationError("A direct conversation has no title to change.")
+    room.title = check_title(title)
+    room.save(update_fields=["title"])
+    _publish_room_updated(room, member_ids(room))
+
+
+@transaction.atomic
+def do_invite_member(actor: User, *, room: Room, user: User) -> Membership:
+    access_membership(actor, room.pk, min_role=Role.ADMIN)
+    if room.is_direct:
+        raise ValidationError("A direct conversation is for two people; start a group room.")
+    if Membership.objects.filter(room=room, user=user).exists():
+        raise ValidationError(f"{user.name} is already in this room.")
+    if not in_address_book(actor, user):
+        raise ValidationError(f"{user.name} is not in your address book.")
+    membership = Membership.objects.create(room=room, user=user, role=Role.MEMBER)
+    _publish_room_updated(room, member_ids(room))
+    return membership
+
+
+@transaction.atomic
+def do_remove_member(actor: User, *, room: Room, user: User) -> None:
+    if actor.pk == user.pk:
+        do_leave_room(actor, room=room)
+        return
+    mine = access_membership(actor, room.pk, min_role=Role.ADMIN)
+    theirs = Membership.objects.select_for_update().filter(room=room, user=user).first()
+    if theirs is None:
+        raise ValidationError(f"{user.name} is not in this room.")
+    if theirs.role >= mine.role:
+        raise PermissionDenied(f"A room {mine.get_role_display().lower()} cannot remove them.")
+    theirs.delete()
+    _after_departure(room, user)
+
+
+@transaction.atomic
+def do_leave_room(user: User, *, room: Room) -> None:
+    mine = Membership.objects.select_for_update().filter(room=room, user=user).first()
+    if mine is None:
+        raise ValidationError("You are not in this room.")
+    mine.delete()
+    if mine.role == Role.OWNER:
+        heir = (
+            Membership.objects.filter(room=room)
+            .order_by("-role", "joined", "id")
+            .select_for_update()
+            .first()
+        )
+        if heir is not None:
+            heir.role = Role.OWNER
+            heir.save(update_fields=["role"])
+    _after_departure(room, user)
+
+
+def _after_departure(room: Room, user: User) -> None:
+    removed: events.RoomRemovedEvent = {
+        "type": "room.removed",
+        "room": room.pk,
+        "ts": events.now_ts(),
+    }
+    events.publish_on_commit(removed, user_ids=[user.pk])
+    _publish_room_updated(room, member_ids(room))
+
+
+@transaction.atomic
+def do_set_role(actor: User, *, room: Room, user: User, role: Role) -> None:
+    access_membership(actor, room.pk, min_role=Role.OWNER)
+    if role not in (Role.ADMIN, Role.MEMBER):
+        raise ValidationError("A member can be made an Admin or a Member.")
+    theirs = Membership.objects.select_for_update().filter(room=room, user=user).first()
+    if theirs is None:
+        raise ValidationError(f"{user.name} is not in this room.")
+    if theirs.role == Role.OWNER:
+        raise ValidationError("The owner's role cannot be changed.")
+    theirs.role = role
+    theirs.save(update_fields=["role"])
+    _publish_room_updated(room, member_ids(room))
+
+
+@transaction.atomic
+def do_send_message(sender: User, *, room: Room, body: str) -> Message:
+    access_membership(sender, room.pk)
+    body = check_body(body)
+    message = Message.objects.create(
+        room=room,
+        sender=sender,
+        body=body,
+        body_html=render_message(body, mentions=mentionable(room)),
+    )
+    Room.objects.filter(pk=room.pk).update(last_activity=message.created, last_message=message)
+    # Your own message is read by you.
+    Membership.objects.filter(room=room, user=sender).update(
+        last_read_id=Greatest(F("last_read_id"), message.pk)
+    )
+    _publish_message(message, "message.new", list_changed=True)
+    return message
+
+
+def _lock_own_message(actor: User, message: Message) -> Message:
+    locked = Message.objects.select_for_update().select_related("room", "sender").get(pk=message.pk)
+    access_membership(actor, locked.room_id)
+    if locked.sender_id != actor.pk:
+        raise PermissionDenied("You can only change your own messages.")
+    if locked.is_deleted:
+        raise ValidationError("This message was deleted.")
+    return locked
+
+
+@transaction.atomic
+def do_edit_message(editor: User, *, message: Message, body: str) -> Message:
+    message = _lock_own_message(editor, message)
+    body = check_body(body)
+    if body == message.body:
+        return message
+    message.body = body
+    message.body_html = render_message(body, mentions=mentionable(message.room))
+    message.edited = timezone.now()
+    message.save(update_fields=["body", "body_html", "edited", "changed"])
+    is_last = message.room.last_message_id == message.pk
+    _publish_message(message, "message.changed", list_changed=is_last)
+    return message
+
+
+@transaction.atomic
+def do_delete_message(actor: User, *, message: Message) -> Message:
+    message = _lock_own_message(actor, message)
+    message.body = ""
+    message.body_html = ""
+    message.deleted = timezone.now()
+    message.save(update_fields=["body", "body_html", "deleted", "changed"])
+    is_last = message.room.last_message_id == message.pk
+    _publish_message(message, "message.changed", list_changed=is_last)
+    return message
+
+
+@transaction.atomic
+def do_mark_read(user: User, *, room: Room, up_to: int) -> None:
+    """Move the read pointer forward to `up_to`; every tab of the user clears the count."""
+    updated = Membership.objects.filter(room=room, user=user, last_read_id__lt=up_to).update(
+        last_read_id=up_to
+    )
+    if updated:
+        event: events.RoomReadEvent = {
+            "type": "room.read",
+            "room": room.pk,
+            "last_read_id": up_to,
+            "ts": events.now_ts(),
+        }
+        events.publish_on_commit(event, user_ids=[user.pk])

@@ -1,0 +1,82 @@
+"""Live events: one helper publishes them, after the write commits.
+
+A frame is encoded to JSON once and the same string goes to every recipient's group, so
+rendering and encoding cost do not grow with the room's size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterable
+from typing import Literal, TypedDict
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+
+class MessageEvent(TypedDict):
+    type: Literal["message.new", "message.changed"]
+    room: int
+    id: int
+    sender: int
+    html: str
+    # The room's entry in the conversation list, or "" when the list entry did not change.
+    room_html: str
+    ts: float
+
+
+class RoomEvent(TypedDict):
+    type: Literal["room.updated"]
+    room: int
+    html: str
+    ts: float
+
+
+class RoomRemovedEvent(TypedDict):
+    type: Literal["room.removed"]
+    room: int
+    ts: float
+
+
+class RoomReadEvent(TypedDict):
+    type: Literal["room.read"]
+    room: int
+    last_read_id: int
+    ts: float
+
+
+Event = MessageEvent | RoomEvent | RoomRemovedEvent | RoomReadEvent
+
+
+def user_group(user_id: int) -> str:
+    return f"user.{user_id}"
+
+
+def now_ts() -> float:
+    return time.time()
+
+
+def encode(event: Event) -> str:
+    return json.dumps(event, separators=(",", ":"))
+
+
+def publish_on_commit(event: Event, *, user_ids: Iterable[int]) -> None:
+    """Send `event` to every open tab of `user_ids` once the current transaction commits."""
+    frame = encode(event)
+    recipients = sorted(set(user_ids))
+    transaction.on_commit(lambda: send_frame(frame, recipients))
+
+
+def send_frame(frame: str, user_ids: list[int]) -> None:
+    layer = get_channel_layer()
+    if layer is None or not user_ids:
+        return
+    async_to_sync(_fan_out)(layer, frame, user_ids)
+
+
+async def _fan_out(layer, frame: str, user_ids: list[int]) -> None:
+    message = {"type": "live.frame", "frame": frame}
+    await asyncio.gather(*(layer.group_send(user_group(uid), message) for uid in user_ids))

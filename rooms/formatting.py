@@ -1,0 +1,182 @@
+"""Markdown for chat messages and room notepads, rendered once at write time.
+
+Messages get a chat-sized subset of CommonMark; the notepad also gets lists, headings and
+`[text](url)` links. Both outputs go through nh3, so the allow-lists below are the real
+boundary and markdown-it's escaping is the first of two walls.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import emoji
+import nh3
+from markdown_it import MarkdownIt
+from markdown_it.common.utils import escapeHtml
+from markdown_it.rules_inline import StateInline
+from markdown_it.token import Token
+from mdit_py_plugins.gfm_autolink import gfm_autolink_plugin
+from mdit_py_plugins.gfm_autolink.index import _protocol_rule as _gfm_protocol_rule
+
+MAX_MESSAGE_LENGTH = 10_000
+
+_SAFE_URL_RE = re.compile(r"(?:https?|mailto):", re.IGNORECASE)
+_LINKED_SCHEMES = ("http", "https", "mailto")
+
+# Names can hold non-ASCII letters and punctuation (":piñata:", ":keycap_#:"); the dict lookup
+# decides, the pattern only has to stop at whitespace and bound the work per colon.
+_SHORTCODE_RE = re.compile(r":([^\s:]{1,80}):")
+
+# A trailing dot ends the sentence, not the username ("thanks @bob.").
+_USERNAME_RE = re.compile(r"[A-Za-z0-9_.-]*[A-Za-z0-9_-]")
+
+
+def _shortcode_table() -> dict[str, str]:
+    # emoji.emojize looks names up by scanning all of EMOJI_DATA on a cache miss, so a message
+    # full of made-up :names: would cost milliseconds each; one dict built at import avoids it.
+    # Same precedence as emojize(language="alias"): aliases first, then the English CLDR name.
+    fully_qualified = emoji.STATUS["fully_qualified"]
+    english: dict[str, str] = {}
+    aliases: dict[str, str] = {}
+    for char, data in emoji.EMOJI_DATA.items():
+        if data["status"] > fully_qualified:
+            continue
+        english.setdefault(data["en"][1:-1], char)
+        for alias in data.get("alias", ()):
+            aliases.setdefault(alias[1:-1], char)
+    return english | aliases
+
+
+_SHORTCODES = _shortcode_table()
+
+
+class _SafeLinkMarkdown(MarkdownIt):
+    # Refusing other schemes here (not only in nh3) keeps `[x](javascript:...)` and
+    # `xmpp:` autolinks as readable text instead of an <a> that nh3 would strip bare.
+    def validateLink(self, url: str) -> bool:
+        return _SAFE_URL_RE.match(url) is not None
+
+
+def _autolink_protocol(state: StateInline, silent: bool) -> bool:
+    # The plugin trims the scheme off the pending text before validateLink gets a say, so an
+    # "xmpp:" it may not link would lose its "xmpp". Checking here also spares the plugin's
+    # scan of the pending text at every other colon (emoji shortcodes, "note: ...").
+    if not state.pending.endswith(_LINKED_SCHEMES):
+        return False
+    return _gfm_protocol_rule(state, silent)
+
+
+def _emoji_shortcode(state: StateInline, silent: bool) -> bool:
+    src = state.src
+    if src[state.pos] != ":":
+        return False
+    match = _SHORTCODE_RE.match(src, state.pos, state.posMax)
+    if match is None:
+        return False
+    name = match.group(1)
+    if not name.isascii():
+        name = unicodedata.normalize("NFKC", name)
+    char = _SHORTCODES.get(name)
+    if char is None:
+        return False
+    if not silent:
+        state.append_pending(char)
+    state.pos = match.end()
+    return True
+
+
+def _mention(state: StateInline, silent: bool) -> bool:
+    src = state.src
+    pos = state.pos
+    if src[pos] != "@" or silent:
+        return False
+    if pos > 0 and (src[pos - 1].isalnum() or src[pos - 1] == "_"):
+        return False
+    match = _USERNAME_RE.match(src, pos + 1, state.posMax)
+    if match is None:
+        return False
+    username = match.group().lower()
+    env = state.env
+    if username not in env["mentions"]:
+        return False
+    env["mentioned"].add(username)
+    token = state.push("mention", "span", 0)
+    token.content = src[pos : match.end()]
+    token.meta = {"username": username}
+    state.pos = match.end()
+    return True
+
+
+def _render_mention(
+    self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any
+) -> str:
+    token = tokens[idx]
+    return (
+        f'<span class="mention" data-username="{escapeHtml(token.meta["username"])}">'
+        f"{escapeHtml(token.content)}</span>"
+    )
+
+
+def _build_markdown(*, notepad: bool) -> MarkdownIt:
+    md = _SafeLinkMarkdown(
+        "commonmark", {"html": False, "breaks": True, "xhtmlOut": False, "linkify": False}
+    )
+    md.enable("strikethrough")
+    # html_* are no-ops with html=False but still cost a call per block/terminator.
+    # Images are off in both: <img> is not allowed, and nh3 would drop the alt text with it.
+    off = ["html_block", "html_inline", "hr", "lheading", "image"]
+    if not notepad:
+        # Indented code is off too: a chat line starting with spaces is just a line.
+        off += ["list", "heading", "link", "reference", "code"]
+    md.disable(off)
+    md.use(gfm_autolink_plugin)
+    md.inline.ruler.at("gfm_autolink_protocol", _autolink_protocol)
+    md.inline.ruler.push("emoji_shortcode", _emoji_shortcode)
+    if not notepad:
+        md.inline.ruler.push("mention", _mention)
+        md.add_render_rule("mention", _render_mention)
+    return md
+
+
+_MESSAGE_MD = _build_markdown(notepad=False)
+_NOTEPAD_MD = _build_markdown(notepad=True)
+
+_MESSAGE_TAGS = {"p", "br", "strong", "em", "del", "s", "code", "pre", "blockquote", "a", "span"}
+_NOTEPAD_TAGS = _MESSAGE_TAGS | {"ul", "ol", "li", "h1", "h2", "h3", "h4", "h5", "h6"}
+
+
+def _cleaner(tags: set[str]) -> nh3.Cleaner:
+    return nh3.Cleaner(
+        tags=tags,
+        attributes={"a": {"href"}, "span": {"data-username"}, "ol": {"start"}},
+        allowed_classes={"span": {"mention"}},
+        link_rel="noopener noreferrer nofollow",
+        set_tag_attribute_values={"a": {"target": "_blank"}},
+        url_schemes={"http", "https", "mailto"},
+        url_relative="deny",
+    )
+
+
+_MESSAGE_CLEANER = _cleaner(_MESSAGE_TAGS)
+_NOTEPAD_CLEANER = _cleaner(_NOTEPAD_TAGS)
+
+
+def render_message(text: str, *, mentions: Mapping[str, str] | None = None) -> str:
+    env = {"mentions": mentions or {}, "mentioned": set()}
+    return _MESSAGE_CLEANER.clean(_MESSAGE_MD.render(text, env))
+
+
+def find_mentions(text: str, usernames: Iterable[str]) -> set[str]:
+    env: dict[str, Any] = {
+        "mentions": {name.lower() for name in usernames},
+        "mentioned": set(),
+    }
+    _MESSAGE_MD.parse(text, env)
+    return env["mentioned"]
+
+
+def render_notepad(text: str) -> str:
+    return _NOTEPAD_CLEANER.clean(_NOTEPAD_MD.render(text))

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from django import forms
+
+from accounts.models import User
+
+from .formatting import MAX_MESSAGE_LENGTH
+from .models import Role, RoomKind
+
+
+class NewRoomForm(forms.Form):
+    kind = forms.ChoiceField(choices=RoomKind.choices, initial=RoomKind.GROUP)
+    title = forms.CharField(max_length=200, required=False)
+    members = forms.ModelMultipleChoiceField(queryset=User.objects.none(), required=False)
+
+    def __init__(self, *args, address_book, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["members"].queryset = address_book
+
+
+class MessageForm(forms.Form):
+    # The action trims and checks the length too; this gives the same message before any write.
+    body = forms.CharField(
+        max_length=MAX_MESSAGE_LENGTH,
+        strip=True,
+        error_messages={
+            "required": "A message cannot be empty.",
+            "max_length": f"A message can be at most {MAX_MESSAGE_LENGTH:,} characters.",
+        },
+    )
+
+
+class TitleForm(forms.Form):
+    title = forms.CharField(max_length=200)
+
+
+class PersonForm(forms.Form):
+    person = forms.CharField(max_length=254, label="Username or email")
+
+
+class RoleForm(forms.Form):
+    role = forms.TypedChoiceField(
+        choices=[(Role.ADMIN, "Admin"), (Role.MEMBER, "Member")], coerce=int
+    )
+
+
+class BeforeForm(forms.Form):
+    before = forms.IntegerField(min_value=1, required=False)
+
+
+class ReadForm(forms.Form):
+    up_to = forms.IntegerField(min_value=1)

@@ -1,0 +1,208 @@
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from accounts.models import User
+from accounts.queries import find_person
+
+from . import actions
+from .forms import BeforeForm, MessageForm, NewRoomForm, PersonForm, ReadForm, RoleForm, TitleForm
+from .fragments import message_html
+from .models import Role
+from .queries import (
+    access_membership,
+    access_message,
+    address_book,
+    messages_before,
+    room_list,
+    room_members,
+)
+
+
+def check(form) -> dict:
+    """The cleaned data of a bound form, or a 400 whose body says what was wrong."""
+    if not form.is_valid():
+        raise ValidationError([e for errors in form.errors.values() for e in errors])
+    return form.cleaned_data
+
+
+def redirect_to(request: HttpRequest, url: str) -> HttpResponse:
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+@login_required
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    rooms = room_list(request.user)
+    if rooms:
+        return redirect(rooms[0].room)
+    return render(request, "rooms/home.html", {"rooms": rooms})
+
+
+@login_required
+@require_GET
+def room(request: HttpRequest, room_id: int) -> HttpResponse:
+    membership = access_membership(request.user, room_id)
+    messages, has_more = messages_before(membership.room)
+    if messages:
+        actions.do_mark_read(request.user, room=membership.room, up_to=messages[-1].pk)
+    return render(
+        request,
+        "rooms/room.html",
+        {
+            "membership": membership,
+            "room": membership.room,
+            "messages": messages,
+            "has_more": has_more,
+            "rooms": room_list(request.user),
+            "members": room_members(membership.room),
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def room_messages(request: HttpRequest, room_id: int) -> HttpResponse:
+    membership = access_membership(request.user, room_id)
+    if request.method == "POST":
+        body = check(MessageForm(request.POST))["body"]
+        message = actions.do_send_message(request.user, room=membership.room, body=body)
+        return HttpResponse(message_html(message), status=201)
+    before = check(BeforeForm(request.GET))["before"]
+    messages, has_more = messages_before(membership.room, before=before)
+    return render(
+        request,
+        "rooms/room.html#history",
+        {"room": membership.room, "messages": messages, "has_more": has_more},
+    )
+
+
+@login_required
+@require_POST
+def room_read(request: HttpRequest, room_id: int) -> HttpResponse:
+    membership = access_membership(request.user, room_id)
+    actions.do_mark_read(request.user, room=membership.room, up_to=check(ReadForm(request.POST))["up_to"])
+    return HttpResponse(status=204)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def message_edit(request: HttpRequest, message_id: int) -> HttpResponse:
+    message = access_message(request.user, message_id)
+    if request.method == "POST":
+        body = check(MessageForm(request.POST))["body"]
+        message = actions.do_edit_message(request.user, message=message, body=body)
+        return HttpResponse(message_html(message))
+    return render(request, "rooms/room.html#message_edit", {"message": message})
+
+
+@login_required
+@require_GET
+def message_show(request: HttpRequest, message_id: int) -> HttpResponse:
+    return HttpResponse(message_html(access_message(request.user, message_id)))
+
+
+@login_required
+@require_POST
+def message_delete(request: HttpRequest, message_id: int) -> HttpResponse:
+    message = access_message(request.user, message_id)
+    message = actions.do_delete_message(request.user, message=message)
+    return HttpResponse(message_html(message))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def room_new(request: HttpRequest) -> HttpResponse:
+    form = NewRoomForm(request.POST or None, address_book=address_book(request.user))
+    if request.method == "POST" and form.is_valid():
+        try:
+            new_room = actions.do_create_room(
+                request.user,
+                kind=form.cleaned_data["kind"],
+                title=form.cleaned_data["title"],
+                members=form.cleaned_data["members"],
+            )
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            return redirect_to(request, new_room.get_absolute_url())
+    status = 400 if form.errors else 200
+    return render(
+        request, "rooms/room_new.html", {"form": form, "rooms": room_list(request.user)}, status=status
+    )
+
+
+@login_required
+@require_POST
+def direct_open(request: HttpRequest, username: str) -> HttpResponse:
+    other = get_object_or_404(User, username=username, is_active=True)
+    direct = actions.do_open_direct(request.user, other=other)
+    return redirect_to(request, direct.get_absolute_url())
+
+
+def _members_panel(request: HttpRequest, room_id: int) -> HttpResponse:
+    membership = access_membership(request.user, room_id)
+    return render(
+        request,
+        "rooms/room.html#members",
+        {"membership": membership, "room": membership.room, "members": room_members(membership.room)},
+    )
+
+
+@login_required
+@require_GET
+def room_members_panel(request: HttpRequest, room_id: int) -> HttpResponse:
+    return _members_panel(request, room_id)
+
+
+@login_required
+@require_POST
+def member_invite(request: HttpRequest, room_id: int) -> HttpResponse:
+    membership = access_membership(request.user, room_id)
+    person = find_person(check(PersonForm(request.POST))["person"])
+    actions.do_invite_member(request.user, room=membership.room, user=person)
+    return _members_panel(request, room_id)
+
+
+@login_required
+@require_POST
+def member_remove(request: HttpRequest, room_id: int, user_id: int) -> HttpResponse:
+    membership = access_membership(request.user, room_id)
+    person = get_object_or_404(User, pk=user_id)
+    actions.do_remove_member(request.user, room=membership.room, user=person)
+    if person.pk == request.user.pk:
+        return redirect_to(request, "/")
+    return _members_panel(request, room_id)
+
+
+@login_required
+@require_POST
+def member_role(request: HttpRequest, room_id: int, user_id: int) -> HttpResponse:
+    membership = access_membership(request.user, room_id)
+    person = get_object_or_404(User, pk=user_id)
+    role = Role(check(RoleForm(request.POST))["role"])
+    actions.do_set_role(request.user, room=membership.room, user=person, role=role)
+    return _members_panel(request, room_id)
+
+
+@login_required
+@require_POST
+def room_leave(request: HttpRequest, room_id: int) -> HttpResponse:
+    membership = access_membership(request.user, room_id)
+    actions.do_leave_room(request.user, room=membership.room)
+    return redirect_to(request, "/")
+
+
+@login_required
+@require_POST
+def room_rename(request: HttpRequest, room_id: int) -> HttpResponse:
+    membership = access_membership(request.user, room_id)
+    actions.do_rename_room(
+        request.user, room=membership.room, title=check(TitleForm(request.POST))["title"]
+    )
+    return redirect_to(request, membership.room.get_absolute_url())
