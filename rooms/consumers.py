@@ -13,6 +13,8 @@ from .fragments import message_html
 from .queries import catch_up
 
 MAX_FRAME_BYTES = 4096
+MAX_ID = 2**63 - 1  # a database bigint
+MAX_TIMESTAMP = 253402300799  # 9999-12-31, the largest a datetime holds
 
 
 class LiveConsumer(AsyncWebsocketConsumer):
@@ -53,11 +55,13 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def resume(self, frame: dict) -> None:
         last_id = frame.get("last_id")
         since = frame.get("since")
-        if not isinstance(last_id, int) or isinstance(last_id, bool) or last_id < 0:
+        if not isinstance(last_id, int) or isinstance(last_id, bool) or not 0 <= last_id <= MAX_ID:
             await self.send_error("resume needs last_id, a whole number ≥ 0.")
             return
         if since is not None and (
-            not isinstance(since, int | float) or isinstance(since, bool) or since < 0
+            not isinstance(since, int | float)
+            or isinstance(since, bool)
+            or not 0 <= since <= MAX_TIMESTAMP
         ):
             await self.send_error("resume's since is a Unix time in seconds.")
             return

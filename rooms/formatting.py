@@ -181,7 +181,9 @@ def _build_markdown(*, notepad: bool) -> MarkdownIt:
         # Indented code is off as well: in chat, a line starting with spaces is just a line.
         off += ["list", "heading", "link", "reference", "code"]
     md.disable(off)
-    md.inline.add_terminator_char("w")
+    # The text rule only stops at terminators; stopping at every "w" (as the GFM plugin asks)
+    # cost more than any other single thing in English text, so stop only where "www." starts.
+    md.inline.terminator_re = re.compile(md.inline.terminator_re.pattern + r"|www\.")
     md.inline.ruler.after("text", "chat_inline", _chat_inline)
     md.add_render_rule("mention", _render_mention)
     return md

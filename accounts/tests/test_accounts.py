@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+
+from accounts.models import Contact, User
+from conftest import PASSWORD, client_for
+from rooms.models import Message, Room, RoomKind
+
+
+def test_sign_up_logs_you_in(db):
+    client = Client()
+    response = client.post(
+        reverse("signup"),
+        {
+            "username": "erin",
+            "display_name": "Erin Eve",
+            "email": "erin@example.com",
+            "password1": "a-long-pass-phrase",
+            "password2": "a-long-pass-phrase",
+        },
+    )
+    assert response.status_code == 302
+    assert User.objects.get(username="erin").name == "Erin Eve"
+    assert client.get(reverse("contacts")).status_code == 200
+
+
+def test_sign_up_with_taken_username_is_refused(alice):
+    response = Client().post(
+        reverse("signup"),
+        {"username": "alice", "password1": "a-long-pass-phrase", "password2": "a-long-pass-phrase"},
+    )
+    assert response.status_code == 400
+    assert User.objects.filter(username="alice").count() == 1
+
+
+def test_login_and_logout(alice):
+    client = Client()
+    response = client.post(reverse("login"), {"username": "alice", "password": PASSWORD})
+    assert response.status_code == 302
+    assert client.post(reverse("logout")).status_code == 302
+    assert client.get(reverse("home")).status_code == 302
+
+
+def test_wrong_password_is_refused(alice):
+    response = Client().post(reverse("login"), {"username": "alice", "password": "nope"})
+    assert response.status_code == 200
+    assert b"correct username and password" in response.content
+
+
+def test_add_contact_by_username_or_email(alice, bob, carol):
+    client = client_for(alice)
+    client.post(reverse("contacts"), {"person": "BOB"})
+    client.post(reverse("contacts"), {"person": "carol@example.com"})
+    assert set(Contact.objects.values_list("person__username", flat=True)) == {"bob", "carol"}
+    page = client.get(reverse("contacts")).content.decode()
+    assert "Bob Jones" in page and "Carol Chen" in page
+
+
+@pytest.mark.parametrize("person", ["", "nobody", "alice"])
+def test_bad_contact_is_refused_with_reason(alice, person):
+    response = client_for(alice).post(reverse("contacts"), {"person": person})
+    assert response.status_code == 400
+    assert response.content.decode().strip()
+    assert not Contact.objects.exists()
+
+
+def test_remove_contact(alice, bob):
+    client = client_for(alice)
+    client.post(reverse("contacts"), {"person": "bob"})
+    client.post(reverse("contact_remove", args=[bob.pk]))
+    assert not Contact.objects.exists()
+
+
+def test_seed_demo_is_safe_to_run_twice(db):
+    call_command("seed_demo")
+    counts = (User.objects.count(), Room.objects.count(), Message.objects.count())
+    call_command("seed_demo")
+    assert (User.objects.count(), Room.objects.count(), Message.objects.count()) == counts
+    assert set(Room.objects.values_list("kind", flat=True)) == set(RoomKind.values)
+    assert Room.objects.get(kind=RoomKind.CONTRACT).contract_active
+    assert Client().login(username="dave", password="parley-demo")

@@ -1,0 +1,98 @@
+"""Time rooms.formatting.render_message on chat-like texts of about 200 B, 2 KB and 10 KB.
+
+Run from the repository root: `.venv/bin/python bench/render.py`. Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+# Runs as a plain script: make the project importable without Django settings.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rooms.formatting import MAX_MESSAGE_LENGTH, render_message  # noqa: E402
+
+MEMBERS = {name: name.title() for name in ("alice", "bob", "carol", "dan.smith", "erin")}
+
+WORDS = (
+    "the deploy is done and I think we should check the logs before lunch because "
+    "yesterday something odd happened with the queue so maybe ask ops about it later "
+    "also the new design looks great but the button colour needs another pass"
+).split()
+
+# Chance per word of each decoration: about one word in nine carries some markup.
+DECORATIONS = [
+    (0.020, lambda rng: f"**{rng.choice(WORDS)}**"),
+    (0.020, lambda rng: f"_{rng.choice(WORDS)}_"),
+    (0.005, lambda rng: f"~~{rng.choice(WORDS)}~~"),
+    (0.015, lambda rng: f"`{rng.choice(WORDS)}.{rng.choice(WORDS)}()`"),
+    (0.010, lambda rng: f"https://example.com/{rng.choice(WORDS)}/{rng.randrange(1000)}?ref=chat"),
+    (0.020, lambda rng: rng.choice([":smile:", ":thumbsup:", ":tada:", ":eyes:", "🎉", "👍"])),
+    (0.020, lambda rng: f"@{rng.choice(list(MEMBERS))}"),
+    (0.005, lambda rng: "@someone"),
+]
+
+
+def chat_text(target_bytes: int, seed: int) -> str:
+    rng = random.Random(seed)
+    parts: list[str] = []
+    size = 0
+    while size < target_bytes:
+        roll = rng.random()
+        piece = rng.choice(WORDS)
+        for chance, decorate in DECORATIONS:
+            if roll < chance:
+                piece = decorate(rng)
+                break
+            roll -= chance
+        if rng.random() < 0.02:
+            piece += rng.choice(["\n", "\n\n"])
+        elif rng.random() < 0.06:
+            piece += rng.choice([".", ",", "?", "!"])
+        parts.append(piece)
+        size += len(piece.encode()) + 1
+    text = " ".join(parts)
+    if target_bytes >= 2000:
+        text += "\n\n> quoted from earlier: the queue is " + rng.choice(WORDS)
+        text += "\n\n```\nfor job in queue:\n    job.run(**opts)  # @bob :smile:\n```\n"
+    return text
+
+
+def time_render(text: str, samples: int) -> list[float]:
+    for _ in range(max(10, samples // 10)):
+        render_message(text, mentions=MEMBERS)
+    timings = []
+    for _ in range(samples):
+        start = time.perf_counter_ns()
+        render_message(text, mentions=MEMBERS)
+        timings.append((time.perf_counter_ns() - start) / 1000)
+    return timings
+
+
+def main() -> None:
+    result: dict[str, object] = {
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+    for label, target, samples in (("200B", 200, 3000), ("2KB", 2000, 800), ("10KB", 9800, 200)):
+        text = chat_text(target, seed=target)
+        assert len(text) <= MAX_MESSAGE_LENGTH
+        timings = time_render(text, samples)
+        result[label] = {
+            "input_bytes": len(text.encode()),
+            "samples": samples,
+            "median_us": round(statistics.median(timings), 1),
+            "p95_us": round(statistics.quantiles(timings, n=20)[-1], 1),
+        }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

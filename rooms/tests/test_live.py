@@ -1,0 +1,196 @@
+"""The websocket, end to end through the ASGI app: auth, origin, fan-out, removal, catch-up."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from conftest import client_for
+from messages_site.asgi import application
+from rooms.actions import do_delete_message, do_edit_message, do_remove_member, do_send_message
+
+pytestmark = pytest.mark.django_db(transaction=True)
+ORIGIN = (b"origin", b"http://127.0.0.1")
+
+
+async def connect(user=None, *, origin=ORIGIN) -> WebsocketCommunicator:
+    headers = [origin] if origin else []
+    if user is not None:
+        session = await database_sync_to_async(lambda: client_for(user).cookies["sessionid"].value)()
+        headers.append((b"cookie", f"sessionid={session}".encode()))
+    socket = WebsocketCommunicator(application, "/ws/", headers=headers)
+    connected, _ = await socket.connect()
+    assert connected
+    return socket
+
+
+async def frames(socket: WebsocketCommunicator, *, until: str | None = None) -> list[dict]:
+    """Frames the socket receives until `until` arrives, or until it goes quiet."""
+    got = []
+    while True:
+        if await socket.receive_nothing(timeout=0.3 if until is None else 2):
+            return got
+        got.append(json.loads(await socket.receive_from()))
+        if until is not None and got[-1]["type"] == until:
+            return got
+
+
+send = database_sync_to_async(do_send_message)
+
+
+async def test_anonymous_socket_is_refused(room):
+    socket = WebsocketCommunicator(application, "/ws/", headers=[ORIGIN])
+    connected, code = await socket.connect()
+    assert not connected
+    assert code == 4401
+
+
+async def test_foreign_origin_is_refused(room, bob):
+    session = await database_sync_to_async(lambda: client_for(bob).cookies["sessionid"].value)()
+    socket = WebsocketCommunicator(
+        application,
+        "/ws/",
+        headers=[(b"origin", b"https://evil.example"), (b"cookie", f"sessionid={session}".encode())],
+    )
+    connected, _ = await socket.connect()
+    assert not connected
+
+
+async def test_member_receives_new_messages_live(room, alice, bob):
+    socket = await connect(bob)
+    message = await send(alice, room=room, body="**live**")
+    (frame,) = await frames(socket)
+    assert frame["type"] == "message.new"
+    assert frame["id"] == message.pk
+    assert "<strong>live</strong>" in frame["html"]
+    await socket.disconnect()
+
+
+async def test_every_tab_of_a_member_receives_the_message(room, alice, bob):
+    tabs = [await connect(bob), await connect(bob)]
+    message = await send(alice, room=room, body="both tabs")
+    for tab in tabs:
+        assert [f["id"] for f in await frames(tab)] == [message.pk]
+        await tab.disconnect()
+
+
+async def test_outsider_socket_gets_nothing_from_the_room(room, alice, mallory):
+    socket = await connect(mallory)
+    await send(alice, room=room, body="members only")
+    assert await frames(socket) == []
+    await socket.disconnect()
+
+
+async def test_removed_member_stops_receiving_room_events(room, alice, bob):
+    socket = await connect(bob)
+    await database_sync_to_async(do_remove_member)(alice, room=room, user=bob)
+    assert [f["type"] for f in await frames(socket)] == ["room.removed"]
+    await send(alice, room=room, body="after bob left")
+    assert await frames(socket) == []
+    await socket.disconnect()
+
+
+async def test_edit_and_delete_arrive_as_changes(room, alice, bob):
+    message = await send(bob, room=room, body="draft")
+    socket = await connect(alice)
+    await database_sync_to_async(do_edit_message)(bob, message=message, body="final")
+    await database_sync_to_async(do_delete_message)(bob, message=message)
+    edit, delete = await frames(socket)
+    assert edit["type"] == delete["type"] == "message.changed"
+    assert "final" in edit["html"]
+    assert "This message was deleted" in delete["html"]
+    await socket.disconnect()
+
+
+async def test_reconnect_replays_exactly_the_missed_messages_in_order(room, alice, bob):
+    seen = await send(alice, room=room, body="seen before the drop")
+    socket = await connect(bob)
+    await socket.disconnect()
+    missed = [await send(alice, room=room, body=f"missed {i}") for i in range(5)]
+    socket = await connect(bob)
+    await socket.send_json_to({"type": "resume", "last_id": seen.pk})
+    replay = await frames(socket, until="resume.done")
+    assert [f["id"] for f in replay[:-1]] == [m.pk for m in missed]
+    assert {f["type"] for f in replay[:-1]} == {"message.new"}
+    assert replay[-1] == {"type": "resume.done", "truncated": False}
+    await socket.disconnect()
+
+
+async def test_resume_replays_edits_made_while_away(room, alice, bob):
+    message = await send(alice, room=room, body="before")
+    socket = await connect(bob)
+    first = await frames(socket)
+    assert first == []
+    await socket.disconnect()
+    from django.utils import timezone
+
+    left_at = timezone.now().timestamp()
+    await database_sync_to_async(do_edit_message)(alice, message=message, body="after")
+    socket = await connect(bob)
+    await socket.send_json_to({"type": "resume", "last_id": message.pk, "since": left_at})
+    changed, done = await frames(socket, until="resume.done")
+    assert changed["type"] == "message.changed" and "after" in changed["html"]
+    assert done["type"] == "resume.done"
+    await socket.disconnect()
+
+
+async def test_resume_never_replays_rooms_the_user_is_not_in(room, alice, mallory):
+    await send(alice, room=room, body="members only")
+    socket = await connect(mallory)
+    await socket.send_json_to({"type": "resume", "last_id": 0, "since": 0})
+    assert await frames(socket, until="resume.done") == [
+        {"type": "resume.done", "truncated": False}
+    ]
+    await socket.disconnect()
+
+
+async def test_resume_beyond_the_replay_limit_says_truncated(room, alice, bob, settings):
+    settings.CATCH_UP_LIMIT = 3
+    for i in range(5):
+        await send(alice, room=room, body=f"m{i}")
+    socket = await connect(bob)
+    await socket.send_json_to({"type": "resume", "last_id": 0})
+    replay = await frames(socket, until="resume.done")
+    assert len(replay) == 4
+    assert replay[-1] == {"type": "resume.done", "truncated": True}
+    await socket.disconnect()
+
+
+@pytest.mark.parametrize(
+    "raw, error",
+    [
+        ("not json", "not JSON"),
+        ("[1, 2]", "JSON object"),
+        ('{"type": "dance"}', "Unknown frame type"),
+        ('{"no": "type"}', "Unknown frame type"),
+        ('{"type": "resume", "last_id": "7"}', "last_id"),
+        ('{"type": "resume", "last_id": -1}', "last_id"),
+        ('{"type": "resume", "last_id": true}', "last_id"),
+        ('{"type": "resume", "last_id": 100000000000000000000000}', "last_id"),
+        ('{"type": "resume", "last_id": 1, "since": "yesterday"}', "since"),
+        ('{"type": "resume", "last_id": 1, "since": 1e300}', "since"),
+        ("x" * 5000, "4 KB"),
+    ],
+)
+async def test_malformed_frames_get_an_error_and_socket_stays_up(room, alice, bob, raw, error):
+    socket = await connect(bob)
+    await socket.send_to(text_data=raw)
+    reply = json.loads(await socket.receive_from())
+    assert reply["type"] == "error"
+    assert error in reply["error"]
+    await socket.send_json_to({"type": "ping"})
+    assert json.loads(await socket.receive_from()) == {"type": "pong"}
+    await send(alice, room=room, body="still live")
+    assert [f["type"] for f in await frames(socket)] == ["message.new"]
+    await socket.disconnect()
+
+
+async def test_binary_frame_gets_an_error(room, bob):
+    socket = await connect(bob)
+    await socket.send_to(bytes_data=b"\x00\x01")
+    reply = json.loads(await socket.receive_from())
+    assert reply["type"] == "error"
+    await socket.disconnect()

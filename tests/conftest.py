@@ -1,0 +1,81 @@
+"""Browser fixtures: one Chromium for the session, a fresh context per person.
+
+Pages talk to the session's Daphne process (`daphne_server`), which reads the same test
+database, so browser tests use `transactional_db`: their data must be committed to be seen.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from accounts.models import User
+from conftest import client_for
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser(daphne_server):
+    """Chromium, for the browser tests of one module.
+
+    Playwright's sync API leaves its event loop registered as running on this thread for as
+    long as it is started. Django then refuses ORM calls (`SynchronousOnlyOperation`) and
+    pytest-asyncio cannot start its own loops, so the browser is closed at the end of the
+    module instead of the session, and the ORM check is lifted only while it runs: the test
+    code around Playwright calls is plain synchronous code. The Daphne server is started
+    first so that its process keeps the check.
+    """
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"Chromium is not installed at {CHROMIUM} (Debian package `chromium`)")
+    with pytest.MonkeyPatch.context() as patch, sync_api.sync_playwright() as playwright:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def open_page(browser, daphne_server, transactional_db) -> Iterator[Callable]:
+    """`open_page(user, path="/")`: that person's own browser, logged in, on `path`.
+
+    With `user=None` the browser is logged out. A logged-in page is returned once its live
+    socket is connected, so nothing published after that is missed. A JavaScript error on
+    any page fails the test.
+    """
+    from playwright.sync_api import expect
+
+    contexts = []
+    errors: list[str] = []
+
+    def open_page(user: User | None, path: str = "/"):
+        context = browser.new_context(base_url=daphne_server.url)
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        if user is not None:
+            session = client_for(user).cookies["sessionid"].value
+            context.add_cookies([{"name": "sessionid", "value": session, "url": daphne_server.url}])
+        page = context.new_page()
+        page.on("pageerror", lambda error: errors.append(f"{user}: {error}"))
+        page.goto(path)
+        if user is not None:
+            expect(page.locator("body")).to_have_attribute("data-live", "connected")
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+    assert not errors, f"JavaScript errors in the page: {errors}"

@@ -1,0 +1,162 @@
+"""Two Daphne processes sharing the test database and Redis, as in a scaled-out deployment.
+
+A message posted through one process reaches a socket held by the other, and a socket that
+reconnects to the other process replays what it missed from the database.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.cookies import SimpleCookie
+from urllib.parse import urlencode
+
+import pytest
+import redis
+from websockets.sync.client import ClientConnection, connect
+
+from accounts.models import User
+from conftest import FAST_HASHERS, client_for
+from rooms.models import Room
+from tests.live import DaphneServer
+
+pytestmark = pytest.mark.multiprocess
+
+# A database of its own, so that a local run does not share live groups with the dev server.
+FALLBACK_REDIS_URL = "redis://127.0.0.1:6379/11"
+DELIVERY_TIMEOUT = 5.0
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> str:
+    url = os.environ.get("REDIS_URL")
+    if url:
+        return url
+    try:
+        redis.Redis.from_url(FALLBACK_REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.RedisError as error:
+        pytest.skip(
+            f"REDIS_URL is unset and no Redis answers at {FALLBACK_REDIS_URL} ({error}); "
+            "server processes share live events only through Redis"
+        )
+    return FALLBACK_REDIS_URL
+
+
+@pytest.fixture(scope="module")
+def servers(test_database_url, redis_url) -> Iterator[tuple[DaphneServer, DaphneServer]]:
+    env = {
+        "DATABASE_URL": test_database_url,
+        "REDIS_URL": redis_url,
+        "PASSWORD_HASHERS": ",".join(FAST_HASHERS),
+        "LOG_LEVEL": "WARNING",
+    }
+    with DaphneServer(env=env) as server_a, DaphneServer(env=env) as server_b:
+        yield server_a, server_b
+
+
+class Tab:
+    """One person's keep-alive HTTP connection to one server, with their cookies."""
+
+    def __init__(self, server: DaphneServer, user: User) -> None:
+        self.server = server
+        self.connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        self.cookies = {"sessionid": client_for(user).cookies["sessionid"].value}
+
+    def request(self, method: str, path: str, form: dict | None = None) -> tuple[int, str]:
+        headers = {"Cookie": "; ".join(f"{name}={value}" for name, value in self.cookies.items())}
+        body = None
+        if form is not None:
+            body = urlencode(form)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            headers["X-CSRFToken"] = self.cookies.get("csrftoken", "")
+        self.connection.request(method, path, body=body, headers=headers)
+        response = self.connection.getresponse()
+        text = response.read().decode()
+        for header in response.headers.get_all("Set-Cookie") or []:
+            for name, morsel in SimpleCookie(header).items():
+                self.cookies[name] = morsel.value
+        return response.status, text
+
+    def send_message(self, room: Room, body: str) -> int:
+        if "csrftoken" not in self.cookies:
+            status, _ = self.request("GET", room.get_absolute_url())
+            assert status == 200
+            assert "csrftoken" in self.cookies, "the room page set no CSRF cookie"
+        status, html = self.request("POST", f"/rooms/{room.pk}/messages/", {"body": body})
+        assert status == 201, f"{status}: {html[:500]}\n{self.server.log()}"
+        return int(re.search(r'id="msg-(\d+)"', html).group(1))
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+@contextmanager
+def live_socket(server: DaphneServer, user: User) -> Iterator[ClientConnection]:
+    session = client_for(user).cookies["sessionid"].value
+    with connect(
+        server.ws_url,
+        origin=server.url,
+        additional_headers={"Cookie": f"sessionid={session}"},
+        proxy=None,
+        open_timeout=10,
+    ) as socket:
+        yield socket
+
+
+def frames_until(socket: ClientConnection, done, timeout: float = DELIVERY_TIMEOUT) -> list[dict]:
+    """Frames received until one satisfies `done` (that one included), or fail after `timeout`."""
+    frames = []
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            frame = json.loads(socket.recv(timeout=max(remaining, 0)))
+        except TimeoutError:
+            pytest.fail(f"no matching frame within {timeout}s; got {frames}")
+        frames.append(frame)
+        if done(frame):
+            return frames
+
+
+@pytest.fixture
+def alice_on_b(servers, transactional_db, alice) -> Iterator[Tab]:
+    tab = Tab(servers[1], alice)
+    yield tab
+    tab.close()
+
+
+def test_message_posted_on_one_server_reaches_socket_on_the_other(
+    servers, alice_on_b, alice, bob, room
+):
+    server_a, _ = servers
+    with live_socket(server_a, bob) as bob_socket:
+        message_id = alice_on_b.send_message(room, "Posted through B")
+        frames = frames_until(bob_socket, lambda f: f["type"] == "message.new")
+
+    frame = frames[-1]
+    assert (frame["id"], frame["room"], frame["sender"]) == (message_id, room.pk, alice.pk)
+    assert "Posted through B" in frame["html"]
+
+
+def test_socket_reconnecting_to_the_other_server_replays_what_it_missed(
+    servers, alice_on_b, bob, room
+):
+    server_a, server_b = servers
+    with live_socket(server_a, bob) as bob_socket:
+        seen = alice_on_b.send_message(room, "Seen live")
+        frames_until(bob_socket, lambda f: f["type"] == "message.new" and f["id"] == seen)
+
+    missed = [alice_on_b.send_message(room, f"Missed {n}") for n in range(1, 4)]
+
+    with live_socket(server_b, bob) as bob_socket:
+        bob_socket.send(json.dumps({"type": "resume", "last_id": seen}))
+        frames = frames_until(bob_socket, lambda f: f["type"] == "resume.done")
+
+    assert [(f["type"], f["id"]) for f in frames[:-1]] == [("message.new", m) for m in missed]
+    assert [f["html"].count("Missed ") for f in frames[:-1]] == [1, 1, 1]
+    assert frames[-1] == {"type": "resume.done", "truncated": False}
