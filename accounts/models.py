@@ -4,8 +4,18 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 
 
+class ConversationView(models.TextChoices):
+    RECENT = "recent", "Recent"
+    CATEGORIZED = "categorized", "Categorized"
+
+
 class User(AbstractUser):
     display_name = models.CharField(max_length=150, blank=True)
+    conversation_view = models.CharField(
+        max_length=16, choices=ConversationView.choices, default=ConversationView.RECENT
+    )
+    # False swaps the composer's keys: Enter adds a line and Ctrl+Enter sends.
+    enter_sends = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["username"]

@@ -7,6 +7,7 @@ Import after putting the repository root on sys.path (each script does it first)
 from __future__ import annotations
 
 import http.client
+import math
 import os
 import platform
 import re
@@ -144,7 +145,7 @@ def summary_ms(seconds: list[float]) -> dict[str, float | None]:
     if not seconds:
         return {"p50": None, "p99": None, "max": None}
     ordered = sorted(seconds)
-    p99 = ordered[min(len(ordered) - 1, max(0, round(0.99 * len(ordered)) - 1))]
+    p99 = ordered[math.ceil(0.99 * len(ordered)) - 1]  # nearest rank
     return {
         "p50": round(statistics.median(ordered) * 1000, 2),
         "p99": round(p99 * 1000, 2),

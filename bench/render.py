@@ -12,20 +12,27 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 # Runs as a plain script: make the project importable without Django settings.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from markdown_it import MarkdownIt  # noqa: E402
+
 from rooms.formatting import MAX_MESSAGE_LENGTH, render_message  # noqa: E402
+
+STOCK_MARKDOWN = MarkdownIt("commonmark")
 
 MEMBERS = {name: name.title() for name in ("alice", "bob", "carol", "dan.smith", "erin")}
 
-WORDS = (
+PROSE = (
     "the deploy is done and I think we should check the logs before lunch because "
     "yesterday something odd happened with the queue so maybe ask ops about it later "
     "also the new design looks great but the button colour needs another pass"
-).split()
+)
+WORDS = PROSE.split()
 
 # Chance per word of each decoration: about one word in nine carries some markup.
 DECORATIONS = [
@@ -65,13 +72,13 @@ def chat_text(target_bytes: int, seed: int) -> str:
     return text
 
 
-def time_render(text: str, samples: int) -> list[float]:
+def time_calls(render: Callable[[], object], samples: int) -> list[float]:
     for _ in range(max(10, samples // 10)):
-        render_message(text, mentions=MEMBERS)
+        render()
     timings = []
     for _ in range(samples):
         start = time.perf_counter_ns()
-        render_message(text, mentions=MEMBERS)
+        render()
         timings.append((time.perf_counter_ns() - start) / 1000)
     return timings
 
@@ -84,12 +91,16 @@ def main() -> None:
     for label, target, samples in (("200B", 200, 3000), ("2KB", 2000, 800), ("10KB", 9800, 200)):
         text = chat_text(target, seed=target)
         assert len(text) <= MAX_MESSAGE_LENGTH
-        timings = time_render(text, samples)
+        timings = time_calls(partial(render_message, text, mentions=MEMBERS), samples)
+        # Stock markdown-it (commonmark preset, no autolinks, emoji, mentions or nh3) on the
+        # same text: what this machine makes of markdown-it-py itself, to read the rest against.
+        stock = time_calls(partial(STOCK_MARKDOWN.render, text), samples)
         result[label] = {
             "input_bytes": len(text.encode()),
             "samples": samples,
             "median_us": round(statistics.median(timings), 1),
             "p95_us": round(statistics.quantiles(timings, n=20)[-1], 1),
+            "stock_markdown_it_median_us": round(statistics.median(stock), 1),
         }
     print(json.dumps(result))
 

@@ -6,7 +6,9 @@ Pages, websockets, email replies, commands and tasks all come through here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from datetime import timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
@@ -19,7 +21,7 @@ from accounts.models import User
 from . import events
 from .formatting import MAX_MESSAGE_LENGTH, render_message
 from .fragments import message_html, room_item_html
-from .models import Membership, Message, Role, Room, RoomKind
+from .models import Membership, Mention, Message, Reaction, Role, Room, RoomKind
 from .queries import (
     access_membership,
     direct_key,
@@ -27,6 +29,7 @@ from .queries import (
     member_ids,
     mentionable,
     room_for_event,
+    unread_counts,
 )
 
 MAX_TITLE_LENGTH = 200
@@ -51,6 +54,25 @@ def check_title(title: str) -> str:
     if len(title) > MAX_TITLE_LENGTH:
         raise ValidationError(f"A room title can be at most {MAX_TITLE_LENGTH} characters.")
     return title
+
+
+def check_writable(room: Room) -> None:
+    if room.is_archived:
+        raise ValidationError("This room is archived and read-only. Unarchive it to write here.")
+
+
+# Rendered mentions carry the username; user text cannot forge this markup (it is escaped).
+_RENDERED_MENTION = re.compile(r'<span class="mention" data-username="([^"]+)">')
+
+
+def _record_mentions(message: Message) -> None:
+    usernames = set(_RENDERED_MENTION.findall(message.body_html))
+    Mention.objects.filter(message=message).delete()
+    if usernames:
+        people = User.objects.filter(
+            username__in=usernames, memberships__room_id=message.room_id
+        ).exclude(pk=message.sender_id)
+        Mention.objects.bulk_create(Mention(message=message, user=p) for p in people)
 
 
 def _publish_room_updated(room: Room, user_ids: Iterable[int]) -> None:
@@ -215,15 +237,21 @@ def do_set_role(actor: User, *, room: Room, user: User, role: Role) -> None:
 
 
 @transaction.atomic
-def do_send_message(sender: User, *, room: Room, body: str) -> Message:
-    access_membership(sender, room.pk)
+def do_send_message(
+    sender: User, *, room: Room, body: str, gif_url: str = "", gif_title: str = ""
+) -> Message:
+    room = access_membership(sender, room.pk).room
+    check_writable(room)
     body = check_body(body)
     message = Message.objects.create(
         room=room,
         sender=sender,
         body=body,
         body_html=render_message(body, mentions=mentionable(room)),
+        gif_url=gif_url,
+        gif_title=gif_title[:200],
     )
+    _record_mentions(message)
     Room.objects.filter(pk=room.pk).update(last_activity=message.created, last_message=message)
     # Your own message is read by you.
     Membership.objects.filter(room=room, user=sender).update(
@@ -234,12 +262,9 @@ def do_send_message(sender: User, *, room: Room, body: str) -> Message:
 
 
 def _lock_own_message(actor: User, message: Message) -> Message:
-    locked = Message.objects.select_for_update().select_related("room", "sender").get(pk=message.pk)
-    access_membership(actor, locked.room_id)
+    locked = access_message_for_write(actor, message)
     if locked.sender_id != actor.pk:
         raise PermissionDenied("You can only change your own messages.")
-    if locked.is_deleted:
-        raise ValidationError("This message was deleted.")
     return locked
 
 
@@ -253,6 +278,7 @@ def do_edit_message(editor: User, *, message: Message, body: str) -> Message:
     message.body_html = render_message(body, mentions=mentionable(message.room))
     message.edited = timezone.now()
     message.save(update_fields=["body", "body_html", "edited", "changed"])
+    _record_mentions(message)
     is_last = message.room.last_message_id == message.pk
     _publish_message(message, "message.changed", list_changed=is_last)
     return message
@@ -263,11 +289,26 @@ def do_delete_message(actor: User, *, message: Message) -> Message:
     message = _lock_own_message(actor, message)
     message.body = ""
     message.body_html = ""
+    message.gif_url = ""
     message.deleted = timezone.now()
-    message.save(update_fields=["body", "body_html", "deleted", "changed"])
+    message.save(update_fields=["body", "body_html", "gif_url", "deleted", "changed"])
+    Mention.objects.filter(message=message).delete()
     is_last = message.room.last_message_id == message.pk
     _publish_message(message, "message.changed", list_changed=is_last)
     return message
+
+
+def _publish_read_state(membership: Membership) -> None:
+    unread, mentions = unread_counts(membership)
+    event: events.RoomReadEvent = {
+        "type": "room.read",
+        "room": membership.room_id,
+        "last_read_id": membership.last_read_id,
+        "unread": unread,
+        "mentions": mentions,
+        "ts": events.now_ts(),
+    }
+    events.publish_on_commit(event, user_ids=[membership.user_id])
 
 
 @transaction.atomic
@@ -277,10 +318,109 @@ def do_mark_read(user: User, *, room: Room, up_to: int) -> None:
         last_read_id=up_to
     )
     if updated:
-        event: events.RoomReadEvent = {
-            "type": "room.read",
-            "room": room.pk,
-            "last_read_id": up_to,
-            "ts": events.now_ts(),
-        }
-        events.publish_on_commit(event, user_ids=[user.pk])
+        _publish_read_state(Membership.objects.get(room=room, user=user))
+
+
+@transaction.atomic
+def do_mark_unread(user: User, *, message: Message) -> None:
+    """Set the read pointer just before `message`: the room reads as unread from there."""
+    membership = access_membership(user, message.room_id)
+    membership.last_read_id = message.pk - 1
+    membership.save(update_fields=["last_read_id"])
+    _publish_read_state(membership)
+
+
+def _set_membership_flag(user: User, room: Room, **flags: bool) -> Membership:
+    membership = access_membership(user, room.pk)
+    for name, value in flags.items():
+        setattr(membership, name, value)
+    membership.save(update_fields=list(flags))
+    event: events.MembershipEvent = {
+        "type": "membership.changed",
+        "room": room.pk,
+        "favorite": membership.favorite,
+        "hidden": membership.hidden,
+        "ts": events.now_ts(),
+    }
+    events.publish_on_commit(event, user_ids=[user.pk])
+    return membership
+
+
+@transaction.atomic
+def do_set_favorite(user: User, *, room: Room, favorite: bool) -> Membership:
+    return _set_membership_flag(user, room, favorite=favorite)
+
+
+@transaction.atomic
+def do_set_hidden(user: User, *, room: Room, hidden: bool) -> Membership:
+    return _set_membership_flag(user, room, hidden=hidden)
+
+
+@transaction.atomic
+def do_archive_room(actor: User, *, room: Room) -> None:
+    room = access_membership(actor, room.pk, min_role=Role.ADMIN).room
+    if not room.can_be_archived:
+        raise ValidationError(
+            f"{room.get_kind_display()} rooms cannot be archived; hide it from your list instead."
+        )
+    if room.is_archived:
+        return
+    room.archived = timezone.now()
+    room.save(update_fields=["archived"])
+    _publish_room_updated(room, member_ids(room))
+
+
+@transaction.atomic
+def do_unarchive_room(actor: User, *, room: Room) -> None:
+    room = access_membership(actor, room.pk, min_role=Role.ADMIN).room
+    if not room.is_archived:
+        return
+    room.archived = None
+    room.save(update_fields=["archived"])
+    _publish_room_updated(room, member_ids(room))
+
+
+def archive_inactive_rooms(*, inactive_days: int, dry_run: bool = False) -> list[Room]:
+    """Archive group rooms with no message in `inactive_days` days, as their owner.
+
+    For the scheduled `archive_rooms` command; running it twice archives nothing new.
+    """
+    cutoff = timezone.now() - timedelta(days=inactive_days)
+    stale = list(
+        Room.objects.filter(kind=RoomKind.GROUP, archived__isnull=True, last_activity__lt=cutoff)
+        .order_by("last_activity")
+    )
+    if dry_run:
+        return stale
+    archived = []
+    for room in stale:
+        owner = Membership.objects.filter(room=room, role=Role.OWNER).select_related("user").first()
+        if owner is not None:
+            do_archive_room(owner.user, room=room)
+            archived.append(room)
+    return archived
+
+
+@transaction.atomic
+def do_toggle_reaction(user: User, *, message: Message, emoji: str) -> bool:
+    """Add `emoji` from `user` to the message, or take it back; True when it was added."""
+    message = access_message_for_write(user, message)
+    emoji = emoji.strip()
+    if not emoji or len(emoji) > 32:
+        raise ValidationError("Pick an emoji to react with.")
+    removed, _ = Reaction.objects.filter(message=message, user=user, emoji=emoji).delete()
+    if not removed:
+        Reaction.objects.create(message=message, user=user, emoji=emoji)
+    Message.objects.filter(pk=message.pk).update(changed=timezone.now())
+    message.refresh_from_db()
+    _publish_message(message, "message.changed", list_changed=False)
+    return not removed
+
+
+def access_message_for_write(user: User, message: Message) -> Message:
+    locked = Message.objects.select_for_update().select_related("room", "sender").get(pk=message.pk)
+    access_membership(user, locked.room_id)
+    check_writable(locked.room)
+    if locked.is_deleted:
+        raise ValidationError("This message was deleted.")
+    return locked

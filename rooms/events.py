@@ -45,10 +45,20 @@ class RoomReadEvent(TypedDict):
     type: Literal["room.read"]
     room: int
     last_read_id: int
+    unread: int
+    mentions: int
     ts: float
 
 
-Event = MessageEvent | RoomEvent | RoomRemovedEvent | RoomReadEvent
+class MembershipEvent(TypedDict):
+    type: Literal["membership.changed"]
+    room: int
+    favorite: bool
+    hidden: bool
+    ts: float
+
+
+Event = MessageEvent | RoomEvent | RoomRemovedEvent | RoomReadEvent | MembershipEvent
 
 
 def user_group(user_id: int) -> str:

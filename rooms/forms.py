@@ -50,3 +50,11 @@ class BeforeForm(forms.Form):
 
 class ReadForm(forms.Form):
     up_to = forms.IntegerField(min_value=1)
+
+
+class FlagForm(forms.Form):
+    on = forms.TypedChoiceField(choices=[("1", "on"), ("0", "off")], coerce=lambda v: v == "1")
+
+
+class ReactionForm(forms.Form):
+    emoji = forms.CharField(max_length=32)

@@ -32,6 +32,8 @@ class Room(models.Model):
     )
     # For direct rooms: "<smaller user id>:<larger user id>", so a pair has at most one room.
     direct_key = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    # Archived rooms are read-only and leave every list; only group rooms can be archived.
+    archived = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-last_activity"]
@@ -46,6 +48,14 @@ class Room(models.Model):
     def is_direct(self) -> bool:
         return self.kind == RoomKind.DIRECT
 
+    @property
+    def is_archived(self) -> bool:
+        return self.archived is not None
+
+    @property
+    def can_be_archived(self) -> bool:
+        return self.kind == RoomKind.GROUP
+
 
 class Membership(models.Model):
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="memberships")
@@ -56,6 +66,8 @@ class Membership(models.Model):
     joined = models.DateTimeField(auto_now_add=True)
     # Id of the newest message this member has read; unread = messages after it.
     last_read_id = models.BigIntegerField(default=0)
+    favorite = models.BooleanField(default=False)
+    hidden = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
@@ -77,6 +89,9 @@ class Message(models.Model):
     created = models.DateTimeField(auto_now_add=True)
     edited = models.DateTimeField(null=True, blank=True)
     deleted = models.DateTimeField(null=True, blank=True)
+    # A GIF chosen with /giphy: shown as an image under the text.
+    gif_url = models.CharField(max_length=1000, blank=True)
+    gif_title = models.CharField(max_length=200, blank=True)
     # Bumped by every edit or delete; a reconnecting tab replays changes made after it left.
     changed = models.DateTimeField(auto_now=True, db_index=True)
 
@@ -93,3 +108,62 @@ class Message(models.Model):
     @property
     def is_deleted(self) -> bool:
         return self.deleted is not None
+
+    def reaction_summary(self) -> list[tuple[str, int, str]]:
+        """(emoji, count, who) per emoji, in the order first used; needs reactions prefetched."""
+        who: dict[str, list[str]] = {}
+        for reaction in self.reactions.all():
+            who.setdefault(reaction.emoji, []).append(reaction.user.name)
+        return [(emoji, len(names), ", ".join(names)) for emoji, names in who.items()]
+
+
+class Mention(models.Model):
+    """Someone @mentioned in a message: feeds the separate mention count beside unread."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="mentions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["message", "user"], name="mention_unique_user"),
+        ]
+        indexes = [models.Index(fields=["user", "message"], name="mention_user_message")]
+
+    def __str__(self) -> str:
+        return f"@{self.user_id} in {self.message_id}"
+
+
+class Reaction(models.Model):
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reactions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    emoji = models.CharField(max_length=32)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "user", "emoji"], name="reaction_unique_user_emoji"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.emoji} by {self.user_id} on {self.message_id}"
+
+
+class Gif(models.Model):
+    """A GIF in the built-in library that /giphy searches when no GIPHY key is set."""
+
+    title = models.CharField(max_length=200)
+    # Space-separated words /giphy matches against.
+    keywords = models.CharField(max_length=500)
+    image = models.FileField(upload_to="gifs/")
+    width = models.PositiveIntegerField(default=0)
+    height = models.PositiveIntegerField(default=0)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.title

@@ -34,9 +34,14 @@ def access_room(user: User, room_id: int, *, min_role: Role = Role.MEMBER) -> Ro
     return access_membership(user, room_id, min_role=min_role).room
 
 
+def with_reactions(messages):
+    """Messages ready for the message fragment: sender and reactions loaded."""
+    return messages.select_related("sender").prefetch_related("reactions__user")
+
+
 def access_message(user: User, message_id: int) -> Message:
     message = (
-        Message.objects.select_related("room", "sender")
+        with_reactions(Message.objects.select_related("room"))
         .filter(pk=message_id, room__memberships__user_id=user.pk)
         .first()
     )
@@ -64,51 +69,96 @@ def mentionable(room: Room) -> dict[str, str]:
     return {username.lower(): display or username for username, display in rows}
 
 
-def _with_direct_members(rooms):
+def _direct_members(lookup: str) -> Prefetch:
+    """The members of direct rooms, whose names title those rooms in the list."""
     direct = Membership.objects.filter(room__kind=RoomKind.DIRECT).select_related("user")
-    return rooms.prefetch_related(Prefetch("memberships", queryset=direct, to_attr="direct_members"))
+    return Prefetch(lookup, queryset=direct, to_attr="direct_members")
 
 
-def room_list(user: User) -> list[Membership]:
-    """The user's rooms, most recent activity first, each with its unread count.
+def _unread_subquery(user_id: int, *, mentions: bool):
+    messages = Message.objects.filter(
+        room=OuterRef("room_id"), id__gt=OuterRef("last_read_id"), deleted__isnull=True
+    ).exclude(sender_id=user_id)
+    if mentions:
+        messages = messages.filter(mentions__user_id=user_id)
+    counted = messages.order_by().values("room").annotate(n=Count("id")).values("n")
+    return Coalesce(Subquery(counted), 0)
 
+
+def room_list(user: User, *, hidden: bool = False) -> list[Membership]:
+    """The user's listed rooms, most recent activity first, with unread and mention counts.
+
+    Hidden and archived rooms stay out (or, with `hidden=True`, only hidden ones).
     A fixed number of queries whatever the number of rooms.
     """
-    unread = (
-        Message.objects.filter(
-            room=OuterRef("room_id"), id__gt=OuterRef("last_read_id"), deleted__isnull=True
-        )
-        .exclude(sender_id=user.pk)
-        .order_by()
-        .values("room")
-        .annotate(n=Count("id"))
-        .values("n")
-    )
     memberships = (
-        Membership.objects.filter(user_id=user.pk)
+        Membership.objects.filter(user_id=user.pk, hidden=hidden, room__archived__isnull=True)
         .select_related("room__last_message__sender")
-        .annotate(unread=Coalesce(Subquery(unread), 0))
+        .annotate(
+            unread=_unread_subquery(user.pk, mentions=False),
+            unread_mentions=_unread_subquery(user.pk, mentions=True),
+        )
         .order_by("-room__last_activity", "-room_id")
     )
-    direct = Membership.objects.filter(room__kind=RoomKind.DIRECT).select_related("user")
+    return list(memberships.prefetch_related(_direct_members("room__memberships")))
+
+
+def archived_rooms(user: User) -> list[Membership]:
     return list(
-        memberships.prefetch_related(
-            Prefetch("room__memberships", queryset=direct, to_attr="direct_members")
-        )
+        Membership.objects.filter(user_id=user.pk, room__archived__isnull=False)
+        .select_related("room")
+        .prefetch_related(_direct_members("room__memberships"))
+        .order_by("-room__archived")
     )
+
+
+CATEGORIES = (
+    ("favorites", "Favorites"),
+    ("interviews", "Interviews"),
+    ("rooms", "Rooms"),
+    ("people", "People"),
+)
+
+
+def category_of(membership: Membership) -> str:
+    if membership.favorite:
+        return "favorites"
+    kind = membership.room.kind
+    if kind == RoomKind.INTERVIEW:
+        return "interviews"
+    if kind == RoomKind.DIRECT:
+        return "people"
+    return "rooms"
+
+
+def categorized(memberships: list[Membership]) -> list[tuple[str, str, list[Membership]]]:
+    groups: dict[str, list[Membership]] = {key: [] for key, _ in CATEGORIES}
+    for membership in memberships:
+        groups[category_of(membership)].append(membership)
+    return [(key, label, groups[key]) for key, label in CATEGORIES]
+
+
+def unread_counts(membership: Membership) -> tuple[int, int]:
+    """Unread messages and unread @mentions of the user in one room."""
+    unread = Message.objects.filter(
+        room_id=membership.room_id, id__gt=membership.last_read_id, deleted__isnull=True
+    ).exclude(sender_id=membership.user_id)
+    counts = unread.aggregate(
+        unread=Count("id"), mentions=Count("id", filter=Q(mentions__user_id=membership.user_id))
+    )
+    return counts["unread"], counts["mentions"]
 
 
 def room_for_event(room_id: int) -> Room:
     """A room loaded with what its conversation-list entry shows."""
-    return _with_direct_members(Room.objects.select_related("last_message__sender")).get(
-        pk=room_id
-    )
+    rooms = Room.objects.select_related("last_message__sender")
+    return rooms.prefetch_related(_direct_members("memberships")).get(pk=room_id)
 
 
 def messages_before(room: Room, *, before: int | None = None, limit: int | None = None):
     """The page of messages just older than `before` (or the newest page), oldest first."""
     limit = limit or settings.MESSAGE_PAGE_SIZE
-    qs = Message.objects.filter(room=room).select_related("sender").order_by("-id")
+    qs = with_reactions(Message.objects.filter(room=room)).order_by("-id")
     if before is not None:
         qs = qs.filter(id__lt=before)
     page = list(qs[: limit + 1])
@@ -126,11 +176,7 @@ def catch_up(user: User, *, last_id: int, since: datetime | None) -> tuple[list[
     changed = Q(id__gt=last_id)
     if since is not None:
         changed |= Q(changed__gt=since)
-    qs = (
-        Message.objects.filter(changed, room_id__in=rooms)
-        .select_related("sender")
-        .order_by("id")
-    )
+    qs = with_reactions(Message.objects.filter(changed, room_id__in=rooms)).order_by("id")
     messages = list(qs[: limit + 1])
     return messages[:limit], len(messages) > limit
 

@@ -11,13 +11,24 @@ from accounts.models import User
 from accounts.queries import find_person
 
 from . import actions
-from .forms import BeforeForm, MessageForm, NewRoomForm, PersonForm, ReadForm, RoleForm, TitleForm
+from .forms import (
+    BeforeForm,
+    FlagForm,
+    MessageForm,
+    NewRoomForm,
+    PersonForm,
+    ReactionForm,
+    ReadForm,
+    RoleForm,
+    TitleForm,
+)
 from .fragments import message_html
 from .models import Role
 from .queries import (
     access_membership,
     access_message,
     address_book,
+    archived_rooms,
     messages_before,
     room_list,
     room_members,
@@ -48,6 +59,10 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_GET
 def room(request: HttpRequest, room_id: int) -> HttpResponse:
     membership = access_membership(request.user, room_id)
+    if membership.hidden:
+        # Reaching a hidden room (a link, a search) brings it back to the list.
+        actions.do_set_hidden(request.user, room=membership.room, hidden=False)
+        membership.hidden = False
     messages, has_more = messages_before(membership.room)
     if messages:
         actions.do_mark_read(request.user, room=membership.room, up_to=messages[-1].pk)
@@ -206,3 +221,70 @@ def room_rename(request: HttpRequest, room_id: int) -> HttpResponse:
         request.user, room=membership.room, title=check(TitleForm(request.POST))["title"]
     )
     return redirect_to(request, membership.room.get_absolute_url())
+
+
+@login_required
+@require_POST
+def room_favorite(request: HttpRequest, room_id: int) -> HttpResponse:
+    membership = access_membership(request.user, room_id)
+    favorite = check(FlagForm(request.POST))["on"]
+    actions.do_set_favorite(request.user, room=membership.room, favorite=favorite)
+    return _room_menu(request, room_id)
+
+
+@login_required
+@require_POST
+def room_hide(request: HttpRequest, room_id: int) -> HttpResponse:
+    membership = access_membership(request.user, room_id)
+    hidden = check(FlagForm(request.POST))["on"]
+    actions.do_set_hidden(request.user, room=membership.room, hidden=hidden)
+    if hidden:
+        return redirect_to(request, "/")
+    return _room_menu(request, room_id)
+
+
+@login_required
+@require_POST
+def room_archive(request: HttpRequest, room_id: int) -> HttpResponse:
+    membership = access_membership(request.user, room_id)
+    if check(FlagForm(request.POST))["on"]:
+        actions.do_archive_room(request.user, room=membership.room)
+    else:
+        actions.do_unarchive_room(request.user, room=membership.room)
+    return redirect_to(request, membership.room.get_absolute_url())
+
+
+def _room_menu(request: HttpRequest, room_id: int) -> HttpResponse:
+    membership = access_membership(request.user, room_id)
+    return render(
+        request, "rooms/room.html#room_menu", {"membership": membership, "room": membership.room}
+    )
+
+
+@login_required
+@require_GET
+def hidden_rooms(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "rooms/hidden.html",
+        {
+            "hidden": room_list(request.user, hidden=True),
+            "archived": archived_rooms(request.user),
+            "rooms": room_list(request.user),
+        },
+    )
+
+
+@login_required
+@require_POST
+def message_unread(request: HttpRequest, message_id: int) -> HttpResponse:
+    actions.do_mark_unread(request.user, message=access_message(request.user, message_id))
+    return HttpResponse(status=204)
+
+
+@login_required
+@require_POST
+def message_react(request: HttpRequest, message_id: int) -> HttpResponse:
+    message = access_message(request.user, message_id)
+    actions.do_toggle_reaction(request.user, message=message, emoji=check(ReactionForm(request.POST))["emoji"])
+    return HttpResponse(message_html(access_message(request.user, message_id)))

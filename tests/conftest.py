@@ -1,4 +1,4 @@
-"""Browser fixtures: one Chromium for the session, a fresh context per person.
+"""Browser fixtures: one Chromium per module of browser tests, a fresh context per person.
 
 Pages talk to the session's Daphne process (`daphne_server`), which reads the same test
 database, so browser tests use `transactional_db`: their data must be committed to be seen.
@@ -6,6 +6,7 @@ database, so browser tests use `transactional_db`: their data must be committed 
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable, Iterator
 
@@ -27,33 +28,52 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="module")
 def browser(daphne_server):
-    """Chromium, for the browser tests of one module.
+    """Chromium, shared by the browser tests of one module.
 
-    Playwright's sync API leaves its event loop registered as running on this thread for as
-    long as it is started. Django then refuses ORM calls (`SynchronousOnlyOperation`) and
-    pytest-asyncio cannot start its own loops, so the browser is closed at the end of the
-    module instead of the session, and the ORM check is lifted only while it runs: the test
-    code around Playwright calls is plain synchronous code. The Daphne server is started
-    first so that its process keeps the check.
+    Playwright's sync API keeps its event loop registered as running on this thread for as
+    long as it is started. Django then refuses ORM calls (SynchronousOnlyOperation) and
+    pytest-asyncio cannot run its own loops, so the browser lives for one module, not the
+    whole session, and Django's check is lifted only meanwhile: the test code between
+    Playwright calls is plain synchronous code. Daphne is started first, so that the server
+    process keeps the check.
     """
     sync_api = pytest.importorskip("playwright.sync_api")
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"Chromium is not installed at {CHROMIUM} (Debian package `chromium`)")
-    with pytest.MonkeyPatch.context() as patch, sync_api.sync_playwright() as playwright:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        yield browser
-        browser.close()
+    with pytest.MonkeyPatch.context() as patch:
+        with sync_api.sync_playwright() as playwright:
+            patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+            )
+            yield browser
+            browser.close()
+        assert asyncio._get_running_loop() is None, "Playwright left its event loop running"
+
+
+@pytest.fixture(autouse=True)
+def _no_live_events_from_the_test_process(request):
+    """In browser tests, writes made by the test itself publish no live events.
+
+    Publishing needs `async_to_sync`, which cannot run beside Playwright's loop. Nothing is
+    lost: only the Daphne process's sockets reach a browser, and with the in-memory layer
+    the test process's events never got there anyway. Data made in the test is in the
+    database before a page loads; anything that must arrive live is done in a browser.
+    """
+    if request.node.get_closest_marker("browser") is None:
+        yield
+        return
+    settings = request.getfixturevalue("settings")
+    settings.CHANNEL_LAYERS = {}
+    yield
 
 
 @pytest.fixture
 def open_page(browser, daphne_server, transactional_db) -> Iterator[Callable]:
-    """`open_page(user, path="/")`: that person's own browser, logged in, on `path`.
+    """`open_page(user, path="/")`: that person's own browser, logged in, showing `path`.
 
     With `user=None` the browser is logged out. A logged-in page is returned once its live
-    socket is connected, so nothing published after that is missed. A JavaScript error on
+    socket is connected, so nothing published after that is missed. A JavaScript error in
     any page fails the test.
     """
     from playwright.sync_api import expect

@@ -80,3 +80,171 @@ def test_new_room_and_formatted_message_reach_the_other_person_live(open_page, a
     expect(edited).to_be_visible()
     expect(edited.locator(".edited")).to_have_text("(edited)")
     expect(message(alice_page, "Helo alice")).to_have_count(0)
+
+
+def test_log_in_through_the_form_see_rooms_and_log_out(open_page, room, alice, bob):
+    do_send_message(bob, room=room, body="Morning! Sketches are up.")
+    page = open_page(None, "/")
+
+    expect(page).to_have_url(re.compile(r"/accounts/login/"))
+    page.get_by_label("Username").fill("alice")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+
+    expect(page.get_by_role("heading", name="Design")).to_be_visible()
+    entry = sidebar(page).get_by_role("link", name=re.compile("Design"))
+    expect(entry).to_contain_text("Bob Jones: Morning! Sketches are up.")
+    expect(message(page, "Sketches are up")).to_be_visible()
+
+    page.get_by_role("button", name="Log out").click()
+    expect(page).to_have_url(re.compile(r"/accounts/login/$"))
+    expect(page.get_by_role("heading", name="Log in to Parley")).to_be_visible()
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"/accounts/login/"))
+
+
+def test_wrong_password_is_refused_on_the_login_form(open_page, alice):
+    page = open_page(None, "/accounts/login/")
+    page.get_by_label("Username").fill("alice")
+    page.get_by_label("Password").fill("not-the-password")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_text(re.compile("correct username and password"))).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/accounts/login/"))
+
+
+def test_shift_enter_adds_a_line_and_enter_sends(open_page, room, alice):
+    page = open_page(alice, room.get_absolute_url())
+    box = page.get_by_role("textbox", name="Message")
+
+    box.type("first line")
+    box.press("Shift+Enter")
+    box.type("second line")
+    expect(box).to_have_value("first line\nsecond line")
+    expect(timeline(page)).to_have_count(0)
+
+    box.press("Enter")
+    expect(box).to_have_value("")
+    sent = timeline(page)
+    expect(sent).to_have_count(1)
+    expect(sent.locator(".msg-body br")).to_have_count(1)
+    expect(sent.locator(".msg-body")).to_have_text("first line\nsecond line")
+    assert list(Message.objects.values_list("body", flat=True)) == ["first line\nsecond line"]
+
+
+def test_deleted_message_shows_placeholder_to_the_other_person_live(open_page, room, alice, bob):
+    alice_page = open_page(alice, room.get_absolute_url())
+    bob_page = open_page(bob, room.get_absolute_url())
+    send(bob_page, "Sent to the wrong room, sorry")
+    expect(message(alice_page, "wrong room")).to_be_visible()
+
+    bob_page.once("dialog", lambda dialog: dialog.accept())
+    message(bob_page, "wrong room").get_by_role("button", name="Delete").click()
+
+    expect(alice_page.get_by_text("This message was deleted")).to_be_visible()
+    expect(alice_page.get_by_text("wrong room")).to_have_count(0)
+    expect(bob_page.get_by_text("This message was deleted")).to_be_visible()
+
+
+def test_oversized_and_blank_messages_are_refused_and_the_text_stays(open_page, room, alice):
+    page = open_page(alice, room.get_absolute_url())
+    box = page.get_by_role("textbox", name="Message")
+    error = page.locator("#composer").get_by_role("alert")
+    too_long = "x" * 10_001
+
+    # maxlength stops typing at 10,000, but a paste from a script or an old browser does not.
+    box.evaluate("(el, text) => { el.value = text; }", too_long)
+    box.press("Enter")
+    expect(error).to_have_text(re.compile("at most 10,000 characters"))
+    expect(box).to_have_value(too_long)
+
+    box.fill("    ")
+    box.press("Enter")
+    expect(error).to_have_text(re.compile("cannot be empty"))
+    expect(box).to_have_value("    ")
+
+    box.fill("short and fine")
+    box.press("Enter")
+    expect(message(page, "short and fine")).to_be_visible()
+    expect(error).to_be_hidden()
+    assert Message.objects.count() == 1
+
+
+def test_scrolling_up_loads_older_messages(open_page, room, alice, bob):
+    for n in range(1, 121):
+        do_send_message(bob, room=room, body=f"message {n}")
+    page = open_page(alice, room.get_absolute_url())
+    messages = timeline(page)
+
+    expect(messages).to_have_count(50)
+    expect(messages.last).to_contain_text("message 120")
+    expect(messages.first).to_contain_text("message 71")
+
+    scroller = page.locator("#timeline")
+    for shown in (100, 120):
+        scroller.evaluate("el => { el.scrollTop = 0; }")
+        expect(messages).to_have_count(shown)
+    expect(messages.first).to_contain_text("message 1")
+    expect(page.get_by_text("Loading older messages")).to_have_count(0)
+    texts = messages.locator(".msg-body").all_inner_texts()
+    assert texts == [f"message {n}" for n in range(1, 121)]
+
+
+def test_messages_sent_while_reconnecting_arrive_once_in_order(open_page, room, alice, bob):
+    alice_page = open_page(alice, room.get_absolute_url())
+    bob_page = open_page(bob, room.get_absolute_url())
+
+    bob_page.evaluate("window.parleyLive.drop()")
+    for n in (1, 2, 3):
+        send(alice_page, f"while you were away {n}")
+
+    expect(bob_page.locator("body")).to_have_attribute("data-live", "connected")
+    for n in (1, 2, 3):
+        expect(message(bob_page, f"while you were away {n}")).to_have_count(1)
+    texts = timeline(bob_page).locator(".msg-body").all_inner_texts()
+    assert texts == [f"while you were away {n}" for n in (1, 2, 3)]
+    expect(bob_page.locator("#connection")).to_be_hidden()
+
+
+def test_unread_badge_counts_moves_room_to_top_and_clears_on_open(open_page, alice, bob):
+    other = group_room(alice, bob, title="Budget")
+    current = group_room(alice, bob, title="Design")
+    alice_page = open_page(alice, other.get_absolute_url())
+    bob_page = open_page(bob, current.get_absolute_url())
+    entries = sidebar(bob_page).locator(".room-item")
+    expect(entries.first).to_have_id(f"room-item-{current.pk}")
+    badge = sidebar_entry(bob_page, other).locator(".badge")
+    expect(badge).to_be_hidden()
+
+    send(alice_page, "Numbers for Q3 are in")
+
+    expect(badge).to_have_text("1")
+    expect(badge).to_be_visible()
+    expect(entries.first).to_have_id(f"room-item-{other.pk}")
+    expect(sidebar_entry(bob_page, other)).to_contain_text("Numbers for Q3")
+    # The open room counts nothing: bob is looking at it.
+    expect(sidebar_entry(bob_page, current).locator(".badge")).to_be_hidden()
+
+    sidebar_entry(bob_page, other).get_by_role("link").click()
+    expect(bob_page.get_by_role("heading", name="Budget")).to_be_visible()
+    expect(message(bob_page, "Numbers for Q3")).to_be_visible()
+    expect(sidebar_entry(bob_page, other).locator(".badge")).to_be_hidden()
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    ['<img src=x onerror="window.__xss=1">', "<script>window.__xss=1</script>"],
+)
+def test_html_in_a_message_is_shown_as_text_and_never_runs(open_page, room, alice, bob, hostile):
+    alice_page = open_page(alice, room.get_absolute_url())
+    bob_page = open_page(bob, room.get_absolute_url())
+
+    send(alice_page, hostile)
+
+    for page in (alice_page, bob_page):
+        body = timeline(page).locator(".msg-body")
+        expect(body).to_have_text(hostile)
+        expect(body.locator("img, script")).to_have_count(0)
+    bob_page.reload()
+    expect(timeline(bob_page).locator(".msg-body")).to_have_text(hostile)
+    for page in (alice_page, bob_page):
+        assert page.evaluate("window.__xss") is None

@@ -138,7 +138,7 @@ def test_unicode_emoji_passes_through() -> None:
 def test_url_is_linked_with_rel_and_new_tab() -> None:
     assert message("see https://example.com/a?b=1") == (
         '<p>see <a href="https://example.com/a?b=1" target="_blank" '
-        f'{LINK_REL}>https://example.com/a?b=1</a></p>\n'
+        f"{LINK_REL}>https://example.com/a?b=1</a></p>\n"
     )
 
 
@@ -375,15 +375,9 @@ def test_hostile_input_is_defused_but_visible(render: Callable[[str], str], text
     assert "<script" not in html
     assert page.tag_names() <= SAFE_TAGS
     for _tag, attrs in page.tags:
-        assert not [name for name in attrs if name.startswith("on")]
+        assert not [name for name in attrs if name.startswith("on") or name == "style"]
         assert attrs.get("href", "https:").startswith(("https:", "http:", "mailto:"))
     assert page.text == VISIBLE.get(text, text)
-
-
-@pytest.mark.parametrize("text", ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>"])
-def test_typed_tags_are_shown_literally(text: str) -> None:
-    assert _Page(message(text)).text == text
-    assert _Page(render_notepad(text)).text == text
 
 
 SAMPLES = [

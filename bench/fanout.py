@@ -1,0 +1,364 @@
+"""Live fan-out: how long a message posted over HTTP takes to reach N open websockets.
+
+One sender posts M messages at R per second through the page endpoint (POST
+/rooms/<id>/messages/, keep-alive, scheduled by absolute time) into a group room of N+1
+people; each of the N others holds one websocket, spread round-robin over K Daphne processes.
+Prints one JSON object: deliver latency (receive time minus send time, one clock), the
+sender's request latency, delivered/lost/duplicate counts, CPU time of this load generator
+and of the servers, and the configuration.
+
+The standard run is against PostgreSQL and Redis, from the repository root:
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/parley_bench \\
+    REDIS_URL=redis://127.0.0.1:6379/2 .venv/bin/python bench/fanout.py
+
+Options: --clients N (100) --messages M (300) --rate R (20) --servers K (1) --grace S (2).
+The database must exist (`psql -h 127.0.0.1 -U postgres -c 'create database parley_bench'`);
+the script migrates it, adds its own people and room, and deletes them afterwards. With no
+DATABASE_URL it uses a throw-away SQLite file; with no REDIS_URL, Django's in-memory channel
+layer, which only works for one server process. Only loopback traffic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import websockets  # noqa: E402
+
+from bench.common import (  # noqa: E402
+    FAST_HASHERS,
+    ROOT,
+    HttpTab,
+    cpu_seconds,
+    daphne_servers,
+    machine,
+    migrate,
+    pids_named,
+    session_cookie_name,
+    session_keys,
+    setup_django,
+    summary_ms,
+    total_cpu_seconds,
+)
+
+CONNECT_TIMEOUT = 60.0
+CONCURRENT_HANDSHAKES = 20
+# The sender gives up once it is this far behind its schedule, so a stuck server ends the run.
+GIVE_UP_AFTER = 30.0
+
+
+@dataclass
+class Cast:
+    """The benchmark's people and room in the database."""
+
+    run: str
+    room_id: int
+    sender_session: str
+    receiver_sessions: list[str]
+    session_keys: list[str]
+
+
+@dataclass
+class Sent:
+    seq: int
+    message_id: int | None
+    sent_at: float
+    answered_at: float
+
+
+@dataclass
+class Sender:
+    port: int
+    cookies: dict[str, str]
+    room_id: int
+    messages: int
+    rate: float
+    sent: list[Sent] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    finished_at: float = 0.0
+
+    def run(self, start_at: float) -> None:
+        tab = HttpTab(self.port, self.cookies)
+        try:
+            tab.fetch_csrf_token(f"/rooms/{self.room_id}/")
+            for seq in range(self.messages):
+                due = start_at + seq / self.rate
+                now = time.time()
+                if now - due > GIVE_UP_AFTER:
+                    self.errors.append(f"gave up at message {seq}: {now - due:.1f}s behind")
+                    break
+                if due > now:
+                    time.sleep(due - now)
+                sent_at = time.time()
+                try:
+                    message_id = tab.send_message(self.room_id, f"bench {seq} {sent_at:.6f}")
+                except (OSError, RuntimeError) as error:
+                    message_id = None
+                    self.errors.append(f"message {seq}: {error}"[:300])
+                    tab.close()  # http.client reconnects on the next request
+                self.sent.append(Sent(seq, message_id, sent_at, time.time()))
+        finally:
+            tab.close()
+            self.finished_at = time.time()
+
+
+def prepare(clients: int) -> Cast:
+    """N+1 people in one group room, each with a logged-in session."""
+    from django.contrib.auth.hashers import make_password
+    from django.db import transaction
+    from django.utils import timezone
+
+    from accounts.models import User
+    from rooms.models import Membership, Role, Room, RoomKind
+
+    run = uuid.uuid4().hex[:8]
+    password = make_password("bench-password")
+    with transaction.atomic():
+        User.objects.bulk_create(
+            User(username=f"bench-{run}-{n:05d}", password=password, display_name=f"Bench {n}")
+            for n in range(clients + 1)
+        )
+        people = list(User.objects.filter(username__startswith=f"bench-{run}-").order_by("username"))
+        room = Room.objects.create(
+            kind=RoomKind.GROUP, title=f"Fan-out bench {run}", last_activity=timezone.now()
+        )
+        Membership.objects.bulk_create(
+            Membership(room=room, user=person, role=Role.OWNER if n == 0 else Role.MEMBER)
+            for n, person in enumerate(people)
+        )
+        keys = session_keys(people)
+    return Cast(
+        run=run,
+        room_id=room.pk,
+        sender_session=keys[people[0].pk],
+        receiver_sessions=[keys[person.pk] for person in people[1:]],
+        session_keys=list(keys.values()),
+    )
+
+
+def clean_up(cast: Cast) -> None:
+    from django.contrib.sessions.models import Session
+    from django.db import transaction
+
+    from accounts.models import User
+    from rooms.models import Room
+
+    with transaction.atomic():
+        Room.objects.filter(pk=cast.room_id).delete()
+        User.objects.filter(username__startswith=f"bench-{cast.run}-").delete()
+        Session.objects.filter(session_key__in=cast.session_keys).delete()
+
+
+async def listen(socket, sink: list[tuple[float, str]], tally: list[int]) -> None:
+    """Note each frame's arrival time first; frames are decoded after the run."""
+    try:
+        async for text in socket:
+            sink.append((time.time(), text))
+            if '"type":"message.new"' in text:
+                tally[0] += 1
+    except websockets.ConnectionClosed:
+        pass
+
+
+async def open_sockets(servers, sessions: list[str], cookie_name: str) -> list:
+    gate = asyncio.Semaphore(CONCURRENT_HANDSHAKES)
+
+    async def open_one(n: int, session: str):
+        server = servers[n % len(servers)]
+        async with gate:
+            return await websockets.connect(
+                server.ws_url,
+                origin=server.url,
+                additional_headers={"Cookie": f"{cookie_name}={session}"},
+                compression=None,
+                proxy=None,
+                open_timeout=CONNECT_TIMEOUT,
+            )
+
+    return await asyncio.wait_for(
+        asyncio.gather(*(open_one(n, s) for n, s in enumerate(sessions))), CONNECT_TIMEOUT
+    )
+
+
+async def measure(args, servers, cast: Cast, cookie_name: str) -> dict:
+    server_pids = [server.process.pid for server in servers]
+    sockets = await open_sockets(servers, cast.receiver_sessions, cookie_name)
+    sinks: list[list[tuple[float, str]]] = [[] for _ in sockets]
+    tally = [0]
+    listeners = [
+        asyncio.create_task(listen(socket, sink, tally))
+        for socket, sink in zip(sockets, sinks, strict=True)
+    ]
+    sender = Sender(
+        port=servers[0].port,
+        cookies={cookie_name: cast.sender_session},
+        room_id=cast.room_id,
+        messages=args.messages,
+        rate=args.rate,
+    )
+    expected = len(sockets) * args.messages
+    redis_pids, postgres_pids = pids_named("redis-server"), pids_named("postgres")
+    cpu_before = (
+        time.process_time(),
+        [cpu_seconds(pid) for pid in server_pids],
+        total_cpu_seconds(redis_pids),
+        total_cpu_seconds(postgres_pids),
+    )
+    start_at = time.time() + 1.0  # time for the sender to fetch its CSRF token
+    thread = threading.Thread(target=sender.run, args=(start_at,), name="sender")
+    thread.start()
+    while thread.is_alive():
+        await asyncio.sleep(0.05)
+    grace_until = sender.finished_at + args.grace
+    while tally[0] < expected and time.time() < grace_until:
+        await asyncio.sleep(0.02)
+    cpu_after = (
+        time.process_time(),
+        [cpu_seconds(pid) for pid in server_pids],
+        total_cpu_seconds(redis_pids),
+        total_cpu_seconds(postgres_pids),
+    )
+    dropped = sum(1 for socket in sockets if socket.close_code is not None)
+    await asyncio.gather(*(socket.close() for socket in sockets), return_exceptions=True)
+    await asyncio.gather(*listeners)
+
+    figures = tally_frames(sinks, sender, cast.room_id, expected)
+    duration = sender.finished_at - start_at
+    first, last = (sender.sent[0].sent_at, sender.sent[-1].sent_at) if sender.sent else (0, 0)
+    figures.update(
+        {
+            "send_errors": len(sender.errors),
+            "first_send_errors": sender.errors[:3],
+            "sockets_dropped_by_server": dropped,
+            "server_logs": [str(server.log_path.relative_to(ROOT)) for server in servers],
+            "send_duration_s": round(duration, 3),
+            "achieved_rate": round((len(sender.sent) - 1) / (last - first), 2)
+            if last > first
+            else None,
+            "cpu_seconds_during_send": {
+                "load_generator": round(cpu_after[0] - cpu_before[0], 3),
+                "servers": [round(b - a, 3) for a, b in zip(cpu_before[1], cpu_after[1], strict=True)],
+                # Whole-machine figures: other work on the machine is counted too.
+                "redis_server": round(cpu_after[2] - cpu_before[2], 3),
+                "postgres_all": round(cpu_after[3] - cpu_before[3], 3),
+            },
+        }
+    )
+    return figures
+
+
+def tally_frames(sinks, sender: Sender, room_id: int, expected: int) -> dict:
+    sent_at = {s.message_id: s.sent_at for s in sender.sent if s.message_id is not None}
+    latencies, to_event, from_event = [], [], []
+    arrivals: dict[int, list[float]] = defaultdict(list)
+    seen: set[tuple[int, int]] = set()
+    duplicates = unknown = 0
+    for receiver, sink in enumerate(sinks):
+        for received_at, text in sink:
+            frame = json.loads(text)
+            if frame.get("type") != "message.new" or frame.get("room") != room_id:
+                continue
+            message_id = frame["id"]
+            if message_id not in sent_at:
+                unknown += 1
+                continue
+            if (receiver, message_id) in seen:
+                duplicates += 1
+                continue
+            seen.add((receiver, message_id))
+            latencies.append(received_at - sent_at[message_id])
+            from_event.append(received_at - frame["ts"])
+            if not arrivals[message_id]:
+                to_event.append(frame["ts"] - sent_at[message_id])
+            arrivals[message_id].append(received_at)
+    spreads = [max(times) - min(times) for times in arrivals.values()]
+    return {
+        "deliver_latency_ms": summary_ms(latencies),
+        "send_request_latency_ms": summary_ms([s.answered_at - s.sent_at for s in sender.sent]),
+        "delivered": len(seen) + duplicates,
+        "expected": expected,
+        "lost": expected - len(seen),
+        "duplicates": duplicates,
+        "frames_for_unknown_messages": unknown,
+        # Where deliver latency goes: the server builds the event (its "ts") inside the
+        # request, before commit; the rest is commit, fan-out through the layer and the socket.
+        "breakdown_ms": {
+            "send_to_event_built": summary_ms(to_event),
+            "event_built_to_receive": summary_ms(from_event),
+            "first_to_last_receiver": summary_ms(spreads),
+        },
+    }
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=100, help="receiving websockets (N)")
+    parser.add_argument("--messages", type=int, default=300, help="messages to send (M)")
+    parser.add_argument("--rate", type=float, default=20.0, help="messages per second (R)")
+    parser.add_argument("--servers", type=int, default=1, help="Daphne processes (K)")
+    parser.add_argument("--grace", type=float, default=2.0, help="seconds to wait for stragglers")
+    args = parser.parse_args()
+    if min(args.clients, args.messages, args.servers) < 1 or args.rate <= 0:
+        parser.error("clients, messages, servers and rate must be positive")
+    if args.servers > 1 and not os.environ.get("REDIS_URL"):
+        parser.error("several server processes share live events only through REDIS_URL")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    scratch = None
+    if not os.environ.get("DATABASE_URL"):
+        scratch = tempfile.mkdtemp(prefix="parley-fanout-")
+        os.environ["PARLEY_DATA_DIR"] = scratch  # the servers inherit it: same SQLite file
+    os.environ.setdefault("PASSWORD_HASHERS", FAST_HASHERS)
+    try:
+        setup_django()
+        from django.conf import settings
+        from django.db import connection, connections
+
+        migrate()
+        cast = prepare(args.clients)
+        config = {
+            "clients": args.clients,
+            "messages": args.messages,
+            "rate": args.rate,
+            "servers": args.servers,
+            "grace_s": args.grace,
+            "database": connection.vendor,
+            "channel_layer": settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1],
+        }
+        connections.close_all()
+        env = {
+            key: os.environ[key]
+            for key in ("DATABASE_URL", "REDIS_URL", "PARLEY_DATA_DIR")
+            if os.environ.get(key)
+        }
+        env.update({"PASSWORD_HASHERS": os.environ["PASSWORD_HASHERS"], "LOG_LEVEL": "WARNING"})
+        try:
+            with daphne_servers(args.servers, env) as servers:
+                figures = asyncio.run(measure(args, servers, cast, session_cookie_name()))
+        finally:
+            clean_up(cast)
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+    print(json.dumps({"benchmark": "fanout", "config": config, **figures, "machine": machine()}))
+
+
+if __name__ == "__main__":
+    main()

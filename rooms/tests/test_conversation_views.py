@@ -1,0 +1,206 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.management import call_command
+from django.utils import timezone
+
+from conftest import befriend
+from rooms.actions import (
+    do_archive_room,
+    do_create_room,
+    do_delete_message,
+    do_edit_message,
+    do_mark_read,
+    do_mark_unread,
+    do_open_direct,
+    do_send_message,
+    do_set_favorite,
+    do_set_hidden,
+    do_toggle_reaction,
+    do_unarchive_room,
+)
+from rooms.models import Membership, Mention, Room, RoomKind
+from rooms.queries import archived_rooms, categorized, room_list, unread_counts
+
+
+def listed(user, **kwargs) -> list[str]:
+    return [str(m.room) for m in room_list(user, **kwargs)]
+
+
+def test_room_list_is_ordered_by_latest_activity(alice, bob, carol):
+    befriend(alice, bob, carol)
+    first = do_create_room(alice, kind=RoomKind.GROUP, title="First", members=[bob])
+    do_create_room(alice, kind=RoomKind.GROUP, title="Second", members=[bob])
+    assert listed(alice) == ["Second", "First"]
+    do_send_message(bob, room=first, body="bump")
+    assert listed(alice) == ["First", "Second"]
+
+
+def test_sending_marks_the_room_read(room, alice, bob):
+    do_send_message(bob, room=room, body="hey @alice")
+    do_send_message(alice, room=room, body="answering")
+    (membership,) = room_list(alice)
+    assert (membership.unread, membership.unread_mentions) == (0, 0)
+
+
+def test_unread_and_mention_counts(room, alice, bob):
+    do_send_message(alice, room=room, body="my own @alice does not count")
+    do_send_message(bob, room=room, body="one")
+    do_send_message(bob, room=room, body="hey @alice")
+    do_send_message(bob, room=room, body="@nobody here")
+    (membership,) = room_list(alice)
+    assert (membership.unread, membership.unread_mentions) == (3, 1)
+    assert unread_counts(membership) == (3, 1)
+
+
+def test_mention_of_someone_outside_the_room_is_plain_text(room, bob, mallory):
+    message = do_send_message(bob, room=room, body="@mallory look")
+    assert "mention" not in message.body_html
+    assert not Mention.objects.exists()
+
+
+def test_mentions_follow_edits_and_deletes(room, alice, bob):
+    message = do_send_message(bob, room=room, body="hi @alice")
+    assert list(Mention.objects.values_list("user__username", flat=True)) == ["alice"]
+    do_edit_message(bob, message=message, body="hi @carol")
+    assert list(Mention.objects.values_list("user__username", flat=True)) == ["carol"]
+    do_delete_message(bob, message=message)
+    assert not Mention.objects.exists()
+
+
+def test_mark_as_unread_sets_pointer_just_before_message(room, alice, bob):
+    first = do_send_message(bob, room=room, body="one")
+    second = do_send_message(bob, room=room, body="two")
+    do_mark_read(alice, room=room, up_to=second.pk)
+    do_mark_unread(alice, message=first)
+    membership = Membership.objects.get(room=room, user=alice)
+    assert membership.last_read_id == first.pk - 1
+    assert unread_counts(membership) == (2, 0)
+
+
+def test_mark_unread_publishes_counts_to_own_tabs(
+    room, alice, bob, inbox, django_capture_on_commit_callbacks
+):
+    message = do_send_message(bob, room=room, body="hey @alice")
+    tabs = inbox(alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        do_mark_unread(alice, message=message)
+    (frame,) = tabs.frames()
+    assert frame["type"] == "room.read"
+    assert (frame["unread"], frame["mentions"]) == (1, 1)
+
+
+def test_favorite_and_categories(alice, bob, carol):
+    befriend(alice, bob, carol)
+    group = do_create_room(alice, kind=RoomKind.GROUP, title="Group", members=[bob])
+    contract = do_create_room(alice, kind=RoomKind.CONTRACT, title="Contract", members=[bob])
+    interview = do_create_room(alice, kind=RoomKind.INTERVIEW, title="Interview", members=[bob])
+    direct = do_open_direct(alice, other=carol)
+    do_set_favorite(alice, room=contract, favorite=True)
+    groups = {key: [m.room.pk for m in rooms] for key, _, rooms in categorized(room_list(alice))}
+    assert groups == {
+        "favorites": [contract.pk],
+        "interviews": [interview.pk],
+        "rooms": [group.pk],
+        "people": [direct.pk],
+    }
+    do_set_favorite(alice, room=contract, favorite=False)
+    groups = {key: [m.room.pk for m in rooms] for key, _, rooms in categorized(room_list(alice))}
+    assert groups["favorites"] == []
+
+
+def test_hidden_room_leaves_lists_until_unhidden(room, alice, bob):
+    do_set_hidden(alice, room=room, hidden=True)
+    assert listed(alice) == []
+    assert listed(alice, hidden=True) == ["Design"]
+    assert listed(bob) == ["Design"]
+    do_send_message(bob, room=room, body="still hidden")
+    assert listed(alice) == []
+    do_set_hidden(alice, room=room, hidden=False)
+    assert listed(alice) == ["Design"]
+
+
+def test_outsider_cannot_hide_or_favorite(room, mallory):
+    from django.http import Http404
+
+    with pytest.raises(Http404):
+        do_set_hidden(mallory, room=room, hidden=True)
+    with pytest.raises(Http404):
+        do_set_favorite(mallory, room=room, favorite=True)
+
+
+def test_archived_room_is_read_only_and_leaves_lists(room, alice, bob, carol):
+    message = do_send_message(bob, room=room, body="before")
+    do_archive_room(carol, room=room)
+    assert listed(bob) == []
+    assert [m.room.pk for m in archived_rooms(bob)] == [room.pk]
+    with pytest.raises(ValidationError, match="archived"):
+        do_send_message(bob, room=room, body="after")
+    with pytest.raises(ValidationError, match="archived"):
+        do_edit_message(bob, message=message, body="changed")
+    do_unarchive_room(alice, room=room)
+    do_send_message(bob, room=room, body="after")
+    assert listed(bob) == ["Design"]
+
+
+def test_member_cannot_archive(room, bob):
+    with pytest.raises(PermissionDenied):
+        do_archive_room(bob, room=room)
+    assert not Room.objects.get(pk=room.pk).is_archived
+
+
+@pytest.mark.parametrize("kind", [RoomKind.DIRECT, RoomKind.INTERVIEW, RoomKind.CONTRACT])
+def test_only_group_rooms_can_be_archived(alice, bob, kind):
+    befriend(alice, bob)
+    other = do_create_room(alice, kind=kind, title="x", members=[bob])
+    with pytest.raises(ValidationError, match="cannot be archived; hide it"):
+        do_archive_room(alice, room=other)
+    assert not Room.objects.get(pk=other.pk).is_archived
+
+
+def test_reactions_toggle_and_show_who(room, alice, bob):
+    message = do_send_message(bob, room=room, body="ship it")
+    assert do_toggle_reaction(alice, message=message, emoji="👍") is True
+    do_toggle_reaction(bob, message=message, emoji="👍")
+    message.refresh_from_db()
+    assert message.reaction_summary() == [("👍", 2, "Alice Adams, Bob Jones")]
+    assert do_toggle_reaction(alice, message=message, emoji="👍") is False
+    message.refresh_from_db()
+    assert message.reaction_summary() == [("👍", 1, "Bob Jones")]
+
+
+@pytest.mark.parametrize("emoji", ["", "   ", "x" * 33])
+def test_bad_reaction_is_refused(room, alice, bob, emoji):
+    message = do_send_message(bob, room=room, body="hi")
+    with pytest.raises(ValidationError):
+        do_toggle_reaction(alice, message=message, emoji=emoji)
+
+
+def test_archive_rooms_command(alice, bob, capsys):
+    befriend(alice, bob)
+    stale = do_create_room(alice, kind=RoomKind.GROUP, title="Stale", members=[bob])
+    fresh = do_create_room(alice, kind=RoomKind.GROUP, title="Fresh", members=[bob])
+    direct = do_open_direct(alice, other=bob)
+    long_ago = timezone.now() - timedelta(days=40)
+    Room.objects.filter(pk__in=[stale.pk, direct.pk]).update(last_activity=long_ago)
+
+    call_command("archive_rooms", "--inactive-days", "30", "--dry-run")
+    assert "Would archive 1 room(s)" in capsys.readouterr().out
+    assert not Room.objects.filter(archived__isnull=False).exists()
+
+    call_command("archive_rooms", "--inactive-days", "30")
+    assert "'Stale'" in capsys.readouterr().out
+    call_command("archive_rooms", "--inactive-days", "30")
+    assert "Archived 0 room(s)" in capsys.readouterr().out
+    assert list(Room.objects.filter(archived__isnull=False)) == [stale]
+    assert fresh.pk not in Room.objects.filter(archived__isnull=False).values_list("pk", flat=True)
+
+
+def test_archive_rooms_command_refuses_bad_days(db):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError):
+        call_command("archive_rooms", "--inactive-days", "0")
