@@ -103,7 +103,7 @@ class Message(models.Model):
         return f"{self.sender} in {self.room_id}: {self.body[:40]}"
 
     def get_absolute_url(self) -> str:
-        return f"{reverse('room', args=[self.room_id])}#msg-{self.pk}"
+        return f"{reverse('room', args=[self.room_id])}?around={self.pk}#msg-{self.pk}"
 
     @property
     def is_deleted(self) -> bool:

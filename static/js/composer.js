@@ -7,11 +7,19 @@ export function initComposer({ placeMessage, csrfHeaders }) {
 
   async function send() {
     const text = input.value;
-    if (sending || !text.trim()) return;
+    if (sending) return;
+    if (!text.trim()) {
+      // The server refuses it too; say so here rather than ignore the key press.
+      error.textContent = "A message cannot be empty.";
+      error.hidden = false;
+      return;
+    }
     sending = true;
     error.hidden = true;
     try {
-      const response = await fetch(form.action, { method: "POST", body: new FormData(form), headers: csrfHeaders() });
+      // URL-encoded, as htmx sends the edit form: multipart would turn each line break into CRLF.
+      const data = new URLSearchParams(new FormData(form));
+      const response = await fetch(form.action, { method: "POST", body: data, headers: csrfHeaders() });
       const reply = await response.text();
       if (response.ok) {
         if (input.value === text) input.value = "";
