@@ -9,7 +9,9 @@ from .models import Contact, User
 
 
 @transaction.atomic
-def do_create_user(*, username: str, password: str, email: str = "", display_name: str = "") -> User:
+def do_create_user(
+    *, username: str, password: str, email: str = "", display_name: str = ""
+) -> User:
     return User.objects.create_user(
         username=username, password=password, email=email, display_name=display_name
     )
@@ -28,3 +30,16 @@ def do_add_contact(owner: User, *, person: User) -> Contact:
 @transaction.atomic
 def do_remove_contact(owner: User, *, person: User) -> None:
     Contact.objects.filter(owner=owner, person=person).delete()
+
+
+PREFERENCES = ("conversation_view", "enter_sends")
+
+
+@transaction.atomic
+def do_set_preferences(user: User, **changes) -> None:
+    unknown = set(changes) - set(PREFERENCES)
+    if unknown:
+        raise ValidationError(f"Unknown preference {sorted(unknown)[0]!r}.")
+    for name, value in changes.items():
+        setattr(user, name, value)
+    user.save(update_fields=list(changes))

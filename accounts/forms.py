@@ -3,7 +3,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth.forms import UserCreationForm
 
-from .models import User
+from .models import ConversationView, User
 
 
 class SignupForm(UserCreationForm):
@@ -13,3 +13,12 @@ class SignupForm(UserCreationForm):
     class Meta(UserCreationForm.Meta):
         model = User
         fields = ("username", "display_name", "email")
+
+
+class PreferencesForm(forms.Form):
+    conversation_view = forms.ChoiceField(choices=ConversationView.choices, required=False)
+    enter_sends = forms.TypedChoiceField(
+        choices=[("true", "Enter sends"), ("false", "Enter adds a line")],
+        coerce=lambda value: value == "true",
+        required=False,
+    )

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from django.db.models import Q
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 
 from .models import User
 

@@ -6,11 +6,14 @@ from . import views
 urlpatterns = [
     path(
         "login/",
-        auth_views.LoginView.as_view(template_name="accounts/login.html", redirect_authenticated_user=True),
+        auth_views.LoginView.as_view(
+            template_name="accounts/login.html", redirect_authenticated_user=True
+        ),
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("signup/", views.signup, name="signup"),
     path("contacts/", views.contacts, name="contacts"),
+    path("preferences/", views.preferences, name="preferences"),
     path("contacts/<int:user_id>/remove/", views.contact_remove, name="contact_remove"),
 ]

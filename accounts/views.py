@@ -6,12 +6,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from messages_site.middleware import text_response
 from rooms.forms import PersonForm
-from rooms.queries import address_book, room_list
+from rooms.queries import address_book
 from rooms.views import check
 
 from . import actions
-from .forms import SignupForm
+from .forms import PreferencesForm, SignupForm
 from .models import User
 from .queries import find_person
 
@@ -28,14 +29,16 @@ def signup(request: HttpRequest) -> HttpResponse:
         )
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect("home")
-    return render(request, "accounts/signup.html", {"form": form}, status=400 if form.errors else 200)
+    return render(
+        request, "accounts/signup.html", {"form": form}, status=400 if form.errors else 200
+    )
 
 
 def _contacts_page(request: HttpRequest, *, status: int = 200) -> HttpResponse:
     return render(
         request,
         "accounts/contacts.html",
-        {"people": address_book(request.user), "rooms": room_list(request.user)},
+        {"people": address_book(request.user)},
         status=status,
     )
 
@@ -56,3 +59,18 @@ def contacts(request: HttpRequest) -> HttpResponse:
 def contact_remove(request: HttpRequest, user_id: int) -> HttpResponse:
     actions.do_remove_contact(request.user, person=get_object_or_404(User, pk=user_id))
     return redirect("contacts")
+
+
+@login_required
+@require_POST
+def preferences(request: HttpRequest) -> HttpResponse:
+    """Change one or more personal preferences; a new conversation view reloads the page."""
+    form = PreferencesForm(request.POST)
+    changes = {name: value for name, value in check(form).items() if name in request.POST}
+    if not changes:
+        return text_response("Nothing to change.", status=400)
+    actions.do_set_preferences(request.user, **changes)
+    response = HttpResponse(status=204)
+    if "conversation_view" in changes:
+        response["HX-Refresh"] = "true"
+    return response

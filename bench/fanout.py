@@ -1,11 +1,11 @@
 """Live fan-out: how long a message posted over HTTP takes to reach N open websockets.
 
 One sender posts M messages at R per second through the page endpoint (POST
-/rooms/<id>/messages/, keep-alive, scheduled by absolute time) into a group room of N+1
-people; each of the N others holds one websocket, spread round-robin over K Daphne processes.
-Prints one JSON object: deliver latency (receive time minus send time, one clock), the
-sender's request latency, delivered/lost/duplicate counts, CPU time of this load generator
-and of the servers, and the configuration.
+/rooms/<id>/messages/, one keep-alive connection, scheduled by absolute time) into a group
+room of N+1 people; each of the N others holds one websocket, spread round-robin over K
+Daphne processes. Prints one JSON object: deliver latency (receive time minus send time, on
+this process's clock), the sender's request latency, delivered/lost/duplicate counts, CPU
+time of this load generator, of the servers and of Redis/PostgreSQL, and the configuration.
 
 The standard run is against PostgreSQL and Redis, from the repository root:
 
@@ -15,8 +15,9 @@ The standard run is against PostgreSQL and Redis, from the repository root:
 Options: --clients N (100) --messages M (300) --rate R (20) --servers K (1) --grace S (2).
 The database must exist (`psql -h 127.0.0.1 -U postgres -c 'create database parley_bench'`);
 the script migrates it, adds its own people and room, and deletes them afterwards. With no
-DATABASE_URL it uses a throw-away SQLite file; with no REDIS_URL, Django's in-memory channel
-layer, which only works for one server process. Only loopback traffic.
+DATABASE_URL it uses a throw-away SQLite file; with no REDIS_URL, Channels' in-memory layer,
+which only works for one server process. Sockets connect before the clock starts, and sending
+waits until connecting has stopped producing frames. Only loopback traffic.
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ from bench.common import (  # noqa: E402
 )
 
 CONNECT_TIMEOUT = 60.0
-CONCURRENT_HANDSHAKES = 20
+CONNECT_ATTEMPTS = 4
+CONCURRENT_HANDSHAKES = 10
+SETTLE_LIMIT = 120.0
 # The sender gives up once it is this far behind its schedule, so a stuck server ends the run.
 GIVE_UP_AFTER = 30.0
 
@@ -69,7 +72,6 @@ class Cast:
     room_id: int
     sender_session: str
     receiver_sessions: list[str]
-    session_keys: list[str]
 
 
 @dataclass
@@ -82,6 +84,8 @@ class Sent:
 
 @dataclass
 class Sender:
+    """Posts `messages` messages at `rate` per second on one keep-alive HTTP connection."""
+
     port: int
     cookies: dict[str, str]
     room_id: int
@@ -116,6 +120,39 @@ class Sender:
             self.finished_at = time.time()
 
 
+class CpuMeter:
+    """CPU seconds used between `start` and `stop` by this process, the servers and services."""
+
+    def __init__(self, server_pids: list[int]) -> None:
+        self.server_pids = server_pids
+        self.redis_pids = pids_named("redis-server")
+        self.postgres_pids = pids_named("postgres")
+
+    def _read(self) -> list[float]:
+        return [
+            time.process_time(),
+            *(cpu_seconds(pid) for pid in self.server_pids),
+            total_cpu_seconds(self.redis_pids),
+            total_cpu_seconds(self.postgres_pids),
+        ]
+
+    def start(self) -> None:
+        self.before = self._read()
+
+    def stop(self) -> dict:
+        used = [
+            round(after - before, 3)
+            for before, after in zip(self.before, self._read(), strict=True)
+        ]
+        return {
+            "load_generator": used[0],
+            "servers": used[1:-2],
+            # Every process of that name on the machine, whatever else it was doing.
+            "redis_server": used[-2],
+            "postgres_all": used[-1],
+        }
+
+
 def prepare(clients: int) -> Cast:
     """N+1 people in one group room, each with a logged-in session."""
     from django.contrib.auth.hashers import make_password
@@ -132,7 +169,9 @@ def prepare(clients: int) -> Cast:
             User(username=f"bench-{run}-{n:05d}", password=password, display_name=f"Bench {n}")
             for n in range(clients + 1)
         )
-        people = list(User.objects.filter(username__startswith=f"bench-{run}-").order_by("username"))
+        people = list(
+            User.objects.filter(username__startswith=f"bench-{run}-").order_by("username")
+        )
         room = Room.objects.create(
             kind=RoomKind.GROUP, title=f"Fan-out bench {run}", last_activity=timezone.now()
         )
@@ -146,7 +185,6 @@ def prepare(clients: int) -> Cast:
         room_id=room.pk,
         sender_session=keys[people[0].pk],
         receiver_sessions=[keys[person.pk] for person in people[1:]],
-        session_keys=list(keys.values()),
     )
 
 
@@ -159,8 +197,45 @@ def clean_up(cast: Cast) -> None:
 
     with transaction.atomic():
         Room.objects.filter(pk=cast.room_id).delete()
+        Session.objects.filter(
+            session_key__in=[cast.sender_session, *cast.receiver_sessions]
+        ).delete()
         User.objects.filter(username__startswith=f"bench-{cast.run}-").delete()
-        Session.objects.filter(session_key__in=cast.session_keys).delete()
+
+
+async def open_sockets(servers, sessions: list[str], cookie_name: str) -> tuple[list, int]:
+    """One socket per session, round-robin over the servers; returns them and the retries.
+
+    A handshake the server drops (Daphne gives up after 5 s when connecting is slow) is
+    retried, so a slow connect phase shows up as retries rather than ending the run.
+    """
+    gate = asyncio.Semaphore(CONCURRENT_HANDSHAKES)
+    retries = 0
+
+    async def open_one(n: int, session: str):
+        nonlocal retries
+        server = servers[n % len(servers)]
+        for attempt in range(CONNECT_ATTEMPTS):
+            try:
+                async with gate:
+                    return await websockets.connect(
+                        server.ws_url,
+                        origin=server.url,
+                        additional_headers={"Cookie": f"{cookie_name}={session}"},
+                        compression=None,
+                        proxy=None,
+                        open_timeout=CONNECT_TIMEOUT,
+                    )
+            except (OSError, websockets.InvalidHandshake):
+                if attempt == CONNECT_ATTEMPTS - 1:
+                    raise
+                retries += 1
+                await asyncio.sleep(0.5 * 2**attempt)
+
+    sockets = await asyncio.wait_for(
+        asyncio.gather(*(open_one(n, s) for n, s in enumerate(sessions))), CONNECT_TIMEOUT
+    )
+    return sockets, retries
 
 
 async def listen(socket, sink: list[tuple[float, str]], tally: list[int]) -> None:
@@ -174,35 +249,37 @@ async def listen(socket, sink: list[tuple[float, str]], tally: list[int]) -> Non
         pass
 
 
-async def open_sockets(servers, sessions: list[str], cookie_name: str) -> list:
-    gate = asyncio.Semaphore(CONCURRENT_HANDSHAKES)
+async def settle(sinks: list[list], quiet: float = 1.0) -> int:
+    """Wait until connecting has stopped making frames (presence news, say) before sending.
 
-    async def open_one(n: int, session: str):
-        server = servers[n % len(servers)]
-        async with gate:
-            return await websockets.connect(
-                server.ws_url,
-                origin=server.url,
-                additional_headers={"Cookie": f"{cookie_name}={session}"},
-                compression=None,
-                proxy=None,
-                open_timeout=CONNECT_TIMEOUT,
-            )
-
-    return await asyncio.wait_for(
-        asyncio.gather(*(open_one(n, s) for n, s in enumerate(sessions))), CONNECT_TIMEOUT
-    )
+    Returns how many frames arrived meanwhile; they are not part of the measurement.
+    """
+    deadline = time.monotonic() + SETTLE_LIMIT
+    while time.monotonic() < deadline:
+        before = sum(map(len, sinks))
+        await asyncio.sleep(quiet)
+        if sum(map(len, sinks)) == before:
+            break
+    arrived = sum(map(len, sinks))
+    for sink in sinks:
+        sink.clear()
+    return arrived
 
 
 async def measure(args, servers, cast: Cast, cookie_name: str) -> dict:
-    server_pids = [server.process.pid for server in servers]
-    sockets = await open_sockets(servers, cast.receiver_sessions, cookie_name)
+    began = time.monotonic()
+    sockets, connect_retries = await open_sockets(servers, cast.receiver_sessions, cookie_name)
+    connected = time.monotonic()
     sinks: list[list[tuple[float, str]]] = [[] for _ in sockets]
     tally = [0]
     listeners = [
         asyncio.create_task(listen(socket, sink, tally))
         for socket, sink in zip(sockets, sinks, strict=True)
     ]
+    frames_while_connecting = await settle(sinks)
+    settled = time.monotonic()
+    tally[0] = 0
+
     sender = Sender(
         port=servers[0].port,
         cookies={cookie_name: cast.sender_session},
@@ -211,13 +288,8 @@ async def measure(args, servers, cast: Cast, cookie_name: str) -> dict:
         rate=args.rate,
     )
     expected = len(sockets) * args.messages
-    redis_pids, postgres_pids = pids_named("redis-server"), pids_named("postgres")
-    cpu_before = (
-        time.process_time(),
-        [cpu_seconds(pid) for pid in server_pids],
-        total_cpu_seconds(redis_pids),
-        total_cpu_seconds(postgres_pids),
-    )
+    cpu = CpuMeter([server.process.pid for server in servers])
+    cpu.start()
     start_at = time.time() + 1.0  # time for the sender to fetch its CSRF token
     thread = threading.Thread(target=sender.run, args=(start_at,), name="sender")
     thread.start()
@@ -226,39 +298,29 @@ async def measure(args, servers, cast: Cast, cookie_name: str) -> dict:
     grace_until = sender.finished_at + args.grace
     while tally[0] < expected and time.time() < grace_until:
         await asyncio.sleep(0.02)
-    cpu_after = (
-        time.process_time(),
-        [cpu_seconds(pid) for pid in server_pids],
-        total_cpu_seconds(redis_pids),
-        total_cpu_seconds(postgres_pids),
-    )
+    cpu_used = cpu.stop()
+
     dropped = sum(1 for socket in sockets if socket.close_code is not None)
     await asyncio.gather(*(socket.close() for socket in sockets), return_exceptions=True)
     await asyncio.gather(*listeners)
 
-    figures = tally_frames(sinks, sender, cast.room_id, expected)
-    duration = sender.finished_at - start_at
-    first, last = (sender.sent[0].sent_at, sender.sent[-1].sent_at) if sender.sent else (0, 0)
-    figures.update(
-        {
-            "send_errors": len(sender.errors),
-            "first_send_errors": sender.errors[:3],
-            "sockets_dropped_by_server": dropped,
-            "server_logs": [str(server.log_path.relative_to(ROOT)) for server in servers],
-            "send_duration_s": round(duration, 3),
-            "achieved_rate": round((len(sender.sent) - 1) / (last - first), 2)
-            if last > first
-            else None,
-            "cpu_seconds_during_send": {
-                "load_generator": round(cpu_after[0] - cpu_before[0], 3),
-                "servers": [round(b - a, 3) for a, b in zip(cpu_before[1], cpu_after[1], strict=True)],
-                # Whole-machine figures: other work on the machine is counted too.
-                "redis_server": round(cpu_after[2] - cpu_before[2], 3),
-                "postgres_all": round(cpu_after[3] - cpu_before[3], 3),
-            },
-        }
-    )
-    return figures
+    sent = sender.sent
+    spread = sent[-1].sent_at - sent[0].sent_at if len(sent) > 1 else 0.0
+    return {
+        **tally_frames(sinks, sender, cast.room_id, expected),
+        "send_errors": len(sender.errors),
+        "first_send_errors": sender.errors[:3],
+        "achieved_rate": round((len(sent) - 1) / spread, 2) if spread else None,
+        "sockets_dropped_by_server": dropped,
+        "connect": {
+            "seconds": round(connected - began, 2),
+            "retries": connect_retries,
+            "settle_seconds": round(settled - connected, 2),
+            "frames_while_settling": frames_while_connecting,
+        },
+        "cpu_seconds_during_send": cpu_used,
+        "server_logs": [str(server.log_path.relative_to(ROOT)) for server in servers],
+    }
 
 
 def tally_frames(sinks, sender: Sender, room_id: int, expected: int) -> dict:
@@ -274,7 +336,7 @@ def tally_frames(sinks, sender: Sender, room_id: int, expected: int) -> dict:
                 continue
             message_id = frame["id"]
             if message_id not in sent_at:
-                unknown += 1
+                unknown += 1  # its POST failed, yet the message was stored
                 continue
             if (receiver, message_id) in seen:
                 duplicates += 1
@@ -285,7 +347,6 @@ def tally_frames(sinks, sender: Sender, room_id: int, expected: int) -> dict:
             if not arrivals[message_id]:
                 to_event.append(frame["ts"] - sent_at[message_id])
             arrivals[message_id].append(received_at)
-    spreads = [max(times) - min(times) for times in arrivals.values()]
     return {
         "deliver_latency_ms": summary_ms(latencies),
         "send_request_latency_ms": summary_ms([s.answered_at - s.sent_at for s in sender.sent]),
@@ -293,13 +354,15 @@ def tally_frames(sinks, sender: Sender, room_id: int, expected: int) -> dict:
         "expected": expected,
         "lost": expected - len(seen),
         "duplicates": duplicates,
-        "frames_for_unknown_messages": unknown,
-        # Where deliver latency goes: the server builds the event (its "ts") inside the
-        # request, before commit; the rest is commit, fan-out through the layer and the socket.
+        "frames_for_failed_posts": unknown,
+        # Where deliver latency goes: the server stamps the event ("ts") inside the request,
+        # before commit; after it come commit, fan-out through the layer and the socket.
         "breakdown_ms": {
             "send_to_event_built": summary_ms(to_event),
             "event_built_to_receive": summary_ms(from_event),
-            "first_to_last_receiver": summary_ms(spreads),
+            "first_to_last_receiver": summary_ms(
+                [max(times) - min(times) for times in arrivals.values()]
+            ),
         },
     }
 
@@ -319,45 +382,57 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+def run(args) -> dict:
+    setup_django()
+    from django.conf import settings
+    from django.db import connection, connections
+
+    migrate()
+    config = {
+        "clients": args.clients,
+        "messages": args.messages,
+        "rate": args.rate,
+        "servers": args.servers,
+        "grace_s": args.grace,
+        "database": connection.vendor,
+        "channel_layer": settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1],
+    }
+    cast = prepare(args.clients)
+    connections.close_all()
+    env = {
+        key: os.environ[key]
+        for key in ("DATABASE_URL", "REDIS_URL", "PARLEY_DATA_DIR", "PASSWORD_HASHERS")
+        if os.environ.get(key)
+    }
+    env["LOG_LEVEL"] = "WARNING"
+    try:
+        with daphne_servers(args.servers, env) as servers:
+            try:
+                figures = asyncio.run(measure(args, servers, cast, session_cookie_name()))
+            except Exception:
+                for server in servers:
+                    print(f"--- {server.log_path}:\n{server.log()}", file=sys.stderr)
+                raise
+    finally:
+        try:
+            clean_up(cast)
+        except Exception as error:  # the figures are still worth printing
+            print(f"fanout: could not delete run {cast.run}: {error!r}", file=sys.stderr)
+    return {"benchmark": "fanout", "config": config, **figures, "machine": machine()}
+
+
 def main() -> None:
     args = parse_args()
+    os.environ.setdefault("PASSWORD_HASHERS", FAST_HASHERS)
     scratch = None
     if not os.environ.get("DATABASE_URL"):
         scratch = tempfile.mkdtemp(prefix="parley-fanout-")
         os.environ["PARLEY_DATA_DIR"] = scratch  # the servers inherit it: same SQLite file
-    os.environ.setdefault("PASSWORD_HASHERS", FAST_HASHERS)
     try:
-        setup_django()
-        from django.conf import settings
-        from django.db import connection, connections
-
-        migrate()
-        cast = prepare(args.clients)
-        config = {
-            "clients": args.clients,
-            "messages": args.messages,
-            "rate": args.rate,
-            "servers": args.servers,
-            "grace_s": args.grace,
-            "database": connection.vendor,
-            "channel_layer": settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1],
-        }
-        connections.close_all()
-        env = {
-            key: os.environ[key]
-            for key in ("DATABASE_URL", "REDIS_URL", "PARLEY_DATA_DIR")
-            if os.environ.get(key)
-        }
-        env.update({"PASSWORD_HASHERS": os.environ["PASSWORD_HASHERS"], "LOG_LEVEL": "WARNING"})
-        try:
-            with daphne_servers(args.servers, env) as servers:
-                figures = asyncio.run(measure(args, servers, cast, session_cookie_name()))
-        finally:
-            clean_up(cast)
+        print(json.dumps(run(args)))
     finally:
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
-    print(json.dumps({"benchmark": "fanout", "config": config, **figures, "machine": machine()}))
 
 
 if __name__ == "__main__":

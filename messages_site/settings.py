@@ -95,6 +95,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "rooms.context_processors.live_cursor",
+                "rooms.context_processors.sidebar",
             ],
         },
     }
@@ -110,7 +111,9 @@ if DATABASE_URL:
         raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from None
 else:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
-    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": DATA_DIR / "db.sqlite3"}}
+    DATABASES = {
+        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": DATA_DIR / "db.sqlite3"}
+    }
 
 _engine = DATABASES["default"]["ENGINE"]
 if _engine == "django.db.backends.postgresql":
@@ -209,3 +212,69 @@ LOGGING = {
 MESSAGE_PAGE_SIZE = 50
 # A reconnecting tab is replayed at most this many messages; beyond it, it reloads.
 CATCH_UP_LIMIT = 500
+
+# /giphy: the built-in GIF library unless a GIPHY key is set.
+GIPHY_API_KEY = os.environ.get("GIPHY_API_KEY", "")
+GIPHY_API_URL = os.environ.get("GIPHY_API_URL", "https://api.giphy.com")
+
+# Notifications: outgoing email, reply-by-email, batching and schedules ------------------------
+
+_EMAIL_SCHEMES = {
+    "smtp": ("django.core.mail.backends.smtp.EmailBackend", False, False),
+    "smtp+tls": ("django.core.mail.backends.smtp.EmailBackend", True, False),
+    "smtps": ("django.core.mail.backends.smtp.EmailBackend", False, True),
+    "console": ("django.core.mail.backends.console.EmailBackend", False, False),
+    "locmem": ("django.core.mail.backends.locmem.EmailBackend", False, False),
+}
+
+
+def parse_email_url(url: str) -> dict:
+    """`smtp://user:password@host:port` (or smtp+tls, smtps, console, locmem) → EMAIL_* settings."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in _EMAIL_SCHEMES:
+        raise ImproperlyConfigured(
+            f"EMAIL_URL must start with one of {', '.join(_EMAIL_SCHEMES)}, not {url!r}"
+        )
+    backend, use_tls, use_ssl = _EMAIL_SCHEMES[parts.scheme]
+    try:
+        port = parts.port
+    except ValueError:
+        raise ImproperlyConfigured(f"EMAIL_URL has a bad port: {url!r}") from None
+    return {
+        "EMAIL_BACKEND": backend,
+        "EMAIL_HOST": parts.hostname or "localhost",
+        "EMAIL_PORT": port or (465 if use_ssl else 587 if use_tls else 25),
+        "EMAIL_HOST_USER": unquote(parts.username or ""),
+        "EMAIL_HOST_PASSWORD": unquote(parts.password or ""),
+        "EMAIL_USE_TLS": use_tls,
+        "EMAIL_USE_SSL": use_ssl,
+    }
+
+
+if os.environ.get("EMAIL_URL"):
+    globals().update(parse_email_url(os.environ["EMAIL_URL"]))
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 20)
+# Absolute links in emails (room, unsubscribe) start with this.
+PARLEY_BASE_URL = os.environ.get("PARLEY_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Replies go to reply+<token>@PARLEY_REPLY_DOMAIN; the MTA for it hands mail to Parley.
+PARLEY_REPLY_DOMAIN = os.environ.get("PARLEY_REPLY_DOMAIN", "reply.parley.localhost")
+PARLEY_REPLY_TOKEN_DAYS = env_int("PARLEY_REPLY_TOKEN_DAYS", 30)
+PARLEY_REPLIES_PER_TOKEN_PER_HOUR = env_int("PARLEY_REPLIES_PER_TOKEN_PER_HOUR", 20)
+PARLEY_INBOUND_MAX_BYTES = env_int("PARLEY_INBOUND_MAX_BYTES", 10 * 1024 * 1024)
+# "Immediately" waits this long so that a burst in one room makes one email, and a message
+# read meanwhile makes none.
+PARLEY_NOTIFY_BATCH_SECONDS = env_int("PARLEY_NOTIFY_BATCH_SECONDS", 120)
+# Daily digests go out at this hour of TIME_ZONE.
+PARLEY_DIGEST_HOUR = env_int("PARLEY_DIGEST_HOUR", 8)
+CELERY_BEAT_SCHEDULE = {
+    "send-due-notifications": {
+        "task": "notifications.tasks.send_due_notifications",
+        "schedule": float(env_int("PARLEY_NOTIFY_SWEEP_SECONDS", 30)),
+    },
+    "delete-expired-reply-tokens": {
+        "task": "notifications.tasks.delete_expired_reply_tokens",
+        "schedule": 6 * 3600.0,
+    },
+}

@@ -6,22 +6,26 @@ Pages, websockets, email replies, commands and tasks all come through here.
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterable
 from datetime import timedelta
+from functools import partial
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
+from django.utils.text import slugify
 
 from accounts.models import User
+from notifications import dispatch as notifications_dispatch
 
 from . import events
 from .formatting import MAX_MESSAGE_LENGTH, render_message
 from .fragments import message_html, room_item_html
-from .models import Membership, Mention, Message, Reaction, Role, Room, RoomKind
+from .models import Gif, Membership, Mention, Message, Reaction, Role, Room, RoomKind
 from .queries import (
     access_membership,
     direct_key,
@@ -258,6 +262,7 @@ def do_send_message(
         last_read_id=Greatest(F("last_read_id"), message.pk)
     )
     _publish_message(message, "message.new", list_changed=True)
+    transaction.on_commit(partial(notifications_dispatch.message_sent, message.pk))
     return message
 
 
@@ -387,8 +392,9 @@ def archive_inactive_rooms(*, inactive_days: int, dry_run: bool = False) -> list
     """
     cutoff = timezone.now() - timedelta(days=inactive_days)
     stale = list(
-        Room.objects.filter(kind=RoomKind.GROUP, archived__isnull=True, last_activity__lt=cutoff)
-        .order_by("last_activity")
+        Room.objects.filter(
+            kind=RoomKind.GROUP, archived__isnull=True, last_activity__lt=cutoff
+        ).order_by("last_activity")
     )
     if dry_run:
         return stale
@@ -424,3 +430,23 @@ def access_message_for_write(user: User, message: Message) -> Message:
     if locked.is_deleted:
         raise ValidationError("This message was deleted.")
     return locked
+
+
+@transaction.atomic
+def do_add_library_gif(*, title: str, keywords: str, data: bytes) -> Gif:
+    """Add a GIF to the built-in /giphy library (staff use Django admin, which lands here too)."""
+    from django.core.files.base import ContentFile
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.format != "GIF":
+                raise ValidationError("Only GIF images can go in the GIF library.")
+            width, height = image.size
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+        raise ValidationError("That file is not a readable GIF.") from None
+    gif = Gif(title=title.strip()[:200], keywords=" ".join(keywords.lower().split())[:500])
+    gif.width, gif.height = width, height
+    gif.image.save(f"{slugify(gif.title) or 'gif'}.gif", ContentFile(data), save=False)
+    gif.save()
+    return gif

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from . import events
+from . import events, presence
 from .fragments import message_html
-from .queries import catch_up
+from .queries import catch_up, is_member, member_ids_of_room, people_sharing_rooms_with
 
 MAX_FRAME_BYTES = 4096
 MAX_ID = 2**63 - 1  # a database bigint
 MAX_TIMESTAMP = 253402300799  # 9999-12-31, the largest a datetime holds
+# Clients send "typing" at most every few seconds; anything faster is dropped here too.
+TYPING_INTERVAL = 2.0
 
 
 class LiveConsumer(AsyncWebsocketConsumer):
@@ -25,12 +28,24 @@ class LiveConsumer(AsyncWebsocketConsumer):
             return
         self.user = user
         self.group = events.user_group(user.pk)
+        self.typing_sent: dict[int, float] = {}
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        await self.set_presence("online")
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
+            await self.set_presence(None)
+
+    async def set_presence(self, state: presence.State | None) -> None:
+        before, after = await database_sync_to_async(presence.report)(
+            self.user.pk, self.channel_name, state
+        )
+        if before != after:
+            people = await database_sync_to_async(people_sharing_rooms_with)(self.user.pk)
+            event: events.PresenceEvent = {"type": "presence", "user": self.user.pk, "state": after}
+            await events.fan_out(events.encode(event), people)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if text_data is None or len(text_data) > MAX_FRAME_BYTES:
@@ -48,7 +63,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if kind == "resume":
             await self.resume(frame)
         elif kind == "ping":
+            await self.set_presence("away" if frame.get("away") is True else "online")
             await self.send(text_data='{"type":"pong"}')
+        elif kind == "typing":
+            await self.typing(frame)
         else:
             await self.send_error(f"Unknown frame type {str(kind)[:40]!r}.")
 
@@ -87,6 +105,31 @@ class LiveConsumer(AsyncWebsocketConsumer):
             }
             frames.append(events.encode(event))
         return frames, truncated
+
+    async def typing(self, frame: dict) -> None:
+        room_id = frame.get("room")
+        if not isinstance(room_id, int) or isinstance(room_id, bool) or not 0 < room_id <= MAX_ID:
+            await self.send_error("typing needs room, a room id.")
+            return
+        now = time.monotonic()
+        if now - self.typing_sent.get(room_id, 0.0) < TYPING_INTERVAL:
+            return
+        self.typing_sent[room_id] = now
+        if not await database_sync_to_async(is_member)(self.user.pk, room_id):
+            await self.send_error("No such room.")
+            return
+        others = [
+            uid
+            for uid in await database_sync_to_async(member_ids_of_room)(room_id)
+            if uid != self.user.pk
+        ]
+        event: events.TypingEvent = {
+            "type": "typing",
+            "room": room_id,
+            "user": self.user.pk,
+            "name": self.user.name,
+        }
+        await events.fan_out(events.encode(event), others)
 
     async def send_error(self, text: str) -> None:
         await self.send(text_data=json.dumps({"type": "error", "error": text}))

@@ -1,6 +1,13 @@
 from __future__ import annotations
 
+from functools import cached_property
+
 from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
+
+from accounts.models import ConversationView
+
+from .queries import categorized, room_list
 
 
 def live_cursor(request: HttpRequest) -> dict:
@@ -8,3 +15,27 @@ def live_cursor(request: HttpRequest) -> dict:
     if cursor is None:
         return {}
     return {"live_last_id": cursor[0], "live_since": cursor[1]}
+
+
+class Sidebar:
+    """The conversation list beside every page, loaded only when a template shows it."""
+
+    views = ConversationView.choices
+
+    def __init__(self, user) -> None:
+        self.user = user
+        self.view = user.conversation_view
+
+    @cached_property
+    def rooms(self):
+        return room_list(self.user)
+
+    @cached_property
+    def categories(self):
+        return categorized(self.rooms)
+
+
+def sidebar(request: HttpRequest) -> dict:
+    if not request.user.is_authenticated:
+        return {}
+    return {"sidebar": SimpleLazyObject(lambda: Sidebar(request.user))}

@@ -50,6 +50,19 @@ class RoomReadEvent(TypedDict):
     ts: float
 
 
+class TypingEvent(TypedDict):
+    type: Literal["typing"]
+    room: int
+    user: int
+    name: str
+
+
+class PresenceEvent(TypedDict):
+    type: Literal["presence"]
+    user: int
+    state: str
+
+
 class MembershipEvent(TypedDict):
     type: Literal["membership.changed"]
     room: int
@@ -58,7 +71,15 @@ class MembershipEvent(TypedDict):
     ts: float
 
 
-Event = MessageEvent | RoomEvent | RoomRemovedEvent | RoomReadEvent | MembershipEvent
+Event = (
+    MessageEvent
+    | RoomEvent
+    | RoomRemovedEvent
+    | RoomReadEvent
+    | MembershipEvent
+    | TypingEvent
+    | PresenceEvent
+)
 
 
 def user_group(user_id: int) -> str:
@@ -84,9 +105,11 @@ def send_frame(frame: str, user_ids: list[int]) -> None:
     layer = get_channel_layer()
     if layer is None or not user_ids:
         return
-    async_to_sync(_fan_out)(layer, frame, user_ids)
+    async_to_sync(fan_out)(frame, user_ids)
 
 
-async def _fan_out(layer, frame: str, user_ids: list[int]) -> None:
+async def fan_out(frame: str, user_ids: list[int]) -> None:
+    """Send an encoded frame to every open tab of `user_ids`, now (no transaction involved)."""
+    layer = get_channel_layer()
     message = {"type": "live.frame", "frame": frame}
     await asyncio.gather(*(layer.group_send(user_group(uid), message) for uid in user_ids))

@@ -44,12 +44,20 @@ class RoleForm(forms.Form):
     )
 
 
-class BeforeForm(forms.Form):
-    before = forms.IntegerField(min_value=1, required=False)
+MAX_ID = 2**63 - 1
+
+
+class PageForm(forms.Form):
+    before = forms.IntegerField(min_value=1, max_value=MAX_ID, required=False)
+    after = forms.IntegerField(min_value=0, max_value=MAX_ID, required=False)
+
+
+class AroundForm(forms.Form):
+    around = forms.IntegerField(min_value=1, max_value=MAX_ID - 1, required=False)
 
 
 class ReadForm(forms.Form):
-    up_to = forms.IntegerField(min_value=1)
+    up_to = forms.IntegerField(min_value=1, max_value=MAX_ID)
 
 
 class FlagForm(forms.Form):
@@ -58,3 +66,16 @@ class FlagForm(forms.Form):
 
 class ReactionForm(forms.Form):
     emoji = forms.CharField(max_length=32)
+
+
+class GifQueryForm(forms.Form):
+    q = forms.CharField(max_length=50, error_messages={"required": "Type what the GIF is about."})
+    shuffle = forms.IntegerField(min_value=0, max_value=1000, required=False)
+
+    def clean_shuffle(self) -> int:
+        return self.cleaned_data["shuffle"] or 0
+
+
+class GifChoiceForm(forms.Form):
+    q = forms.CharField(max_length=50)
+    gif = forms.CharField(max_length=64)

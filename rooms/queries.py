@@ -55,7 +55,22 @@ def is_member(user_id: int, room_id: int) -> bool:
 
 
 def member_ids(room: Room) -> list[int]:
-    return list(Membership.objects.filter(room=room).values_list("user_id", flat=True))
+    return member_ids_of_room(room.pk)
+
+
+def member_ids_of_room(room_id: int) -> list[int]:
+    return list(Membership.objects.filter(room_id=room_id).values_list("user_id", flat=True))
+
+
+def people_sharing_rooms_with(user_id: int) -> list[int]:
+    """Everyone who shares a room with the user, the user included (their other tabs)."""
+    rooms = Membership.objects.filter(user_id=user_id).values("room_id")
+    return list(
+        Membership.objects.filter(room_id__in=rooms)
+        .values_list("user_id", flat=True)
+        .distinct()
+        .order_by()
+    )
 
 
 def room_members(room: Room) -> list[Membership]:
@@ -166,6 +181,26 @@ def messages_before(room: Room, *, before: int | None = None, limit: int | None 
     return list(reversed(page[:limit])), has_more
 
 
+def messages_after(room: Room, *, after: int, limit: int | None = None):
+    """The page of messages just newer than `after`, oldest first, and whether more follow."""
+    limit = limit or settings.MESSAGE_PAGE_SIZE
+    page = list(
+        with_reactions(Message.objects.filter(room=room, id__gt=after)).order_by("id")[: limit + 1]
+    )
+    return page[:limit], len(page) > limit
+
+
+def messages_around(room: Room, *, around: int):
+    """A page centred on message `around`, for jumping to a search result or a link.
+
+    Returns (messages, has_older, has_newer).
+    """
+    half = settings.MESSAGE_PAGE_SIZE // 2
+    older, has_older = messages_before(room, before=around + 1, limit=half)
+    newer, has_newer = messages_after(room, after=around, limit=half)
+    return older + newer, has_older, has_newer
+
+
 def catch_up(user: User, *, last_id: int, since: datetime | None) -> tuple[list[Message], bool]:
     """What a reconnecting tab missed: newer messages, and older ones edited or deleted since.
 
@@ -186,9 +221,7 @@ def address_book(user: User):
     my_rooms = Membership.objects.filter(user_id=user.pk).values("room_id")
     added = Contact.objects.filter(owner_id=user.pk).values("person_id")
     return (
-        User.objects.filter(
-            Q(memberships__room_id__in=my_rooms) | Q(pk__in=added), is_active=True
-        )
+        User.objects.filter(Q(memberships__room_id__in=my_rooms) | Q(pk__in=added), is_active=True)
         .exclude(pk=user.pk)
         .distinct()
         .order_by("display_name", "username")

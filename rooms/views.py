@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
@@ -10,12 +10,15 @@ from django_htmx.http import HttpResponseClientRedirect
 from accounts.models import User
 from accounts.queries import find_person
 
-from . import actions
+from . import actions, giphy
 from .forms import (
-    BeforeForm,
+    AroundForm,
     FlagForm,
+    GifChoiceForm,
+    GifQueryForm,
     MessageForm,
     NewRoomForm,
+    PageForm,
     PersonForm,
     ReactionForm,
     ReadForm,
@@ -23,12 +26,14 @@ from .forms import (
     TitleForm,
 )
 from .fragments import message_html
-from .models import Role
+from .models import Gif, Role
 from .queries import (
     access_membership,
     access_message,
     address_book,
     archived_rooms,
+    messages_after,
+    messages_around,
     messages_before,
     room_list,
     room_members,
@@ -63,8 +68,12 @@ def room(request: HttpRequest, room_id: int) -> HttpResponse:
         # Reaching a hidden room (a link, a search) brings it back to the list.
         actions.do_set_hidden(request.user, room=membership.room, hidden=False)
         membership.hidden = False
-    messages, has_more = messages_before(membership.room)
-    if messages:
+    around = check(AroundForm(request.GET))["around"]
+    if around is not None:
+        messages, has_more, has_newer = messages_around(membership.room, around=around)
+    else:
+        (messages, has_more), has_newer = messages_before(membership.room), False
+    if messages and not has_newer:
         actions.do_mark_read(request.user, room=membership.room, up_to=messages[-1].pk)
     return render(
         request,
@@ -74,7 +83,8 @@ def room(request: HttpRequest, room_id: int) -> HttpResponse:
             "room": membership.room,
             "messages": messages,
             "has_more": has_more,
-            "rooms": room_list(request.user),
+            "has_newer": has_newer,
+            "around": around,
             "members": room_members(membership.room),
         },
     )
@@ -88,8 +98,15 @@ def room_messages(request: HttpRequest, room_id: int) -> HttpResponse:
         body = check(MessageForm(request.POST))["body"]
         message = actions.do_send_message(request.user, room=membership.room, body=body)
         return HttpResponse(message_html(message), status=201)
-    before = check(BeforeForm(request.GET))["before"]
-    messages, has_more = messages_before(membership.room, before=before)
+    page = check(PageForm(request.GET))
+    if page["after"] is not None:
+        messages, has_newer = messages_after(membership.room, after=page["after"])
+        return render(
+            request,
+            "rooms/room.html#newer",
+            {"room": membership.room, "messages": messages, "has_newer": has_newer},
+        )
+    messages, has_more = messages_before(membership.room, before=page["before"])
     return render(
         request,
         "rooms/room.html#history",
@@ -101,7 +118,9 @@ def room_messages(request: HttpRequest, room_id: int) -> HttpResponse:
 @require_POST
 def room_read(request: HttpRequest, room_id: int) -> HttpResponse:
     membership = access_membership(request.user, room_id)
-    actions.do_mark_read(request.user, room=membership.room, up_to=check(ReadForm(request.POST))["up_to"])
+    actions.do_mark_read(
+        request.user, room=membership.room, up_to=check(ReadForm(request.POST))["up_to"]
+    )
     return HttpResponse(status=204)
 
 
@@ -147,9 +166,7 @@ def room_new(request: HttpRequest) -> HttpResponse:
         else:
             return redirect_to(request, new_room.get_absolute_url())
     status = 400 if form.errors else 200
-    return render(
-        request, "rooms/room_new.html", {"form": form, "rooms": room_list(request.user)}, status=status
-    )
+    return render(request, "rooms/room_new.html", {"form": form}, status=status)
 
 
 @login_required
@@ -165,7 +182,11 @@ def _members_panel(request: HttpRequest, room_id: int) -> HttpResponse:
     return render(
         request,
         "rooms/room.html#members",
-        {"membership": membership, "room": membership.room, "members": room_members(membership.room)},
+        {
+            "membership": membership,
+            "room": membership.room,
+            "members": room_members(membership.room),
+        },
     )
 
 
@@ -270,7 +291,6 @@ def hidden_rooms(request: HttpRequest) -> HttpResponse:
         {
             "hidden": room_list(request.user, hidden=True),
             "archived": archived_rooms(request.user),
-            "rooms": room_list(request.user),
         },
     )
 
@@ -286,5 +306,56 @@ def message_unread(request: HttpRequest, message_id: int) -> HttpResponse:
 @require_POST
 def message_react(request: HttpRequest, message_id: int) -> HttpResponse:
     message = access_message(request.user, message_id)
-    actions.do_toggle_reaction(request.user, message=message, emoji=check(ReactionForm(request.POST))["emoji"])
+    actions.do_toggle_reaction(
+        request.user, message=message, emoji=check(ReactionForm(request.POST))["emoji"]
+    )
     return HttpResponse(message_html(access_message(request.user, message_id)))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def room_giphy(request: HttpRequest, room_id: int) -> HttpResponse:
+    membership = access_membership(request.user, room_id)
+    gifs = giphy.provider()
+    if request.method == "POST":
+        choice = check(GifChoiceForm(request.POST))
+        try:
+            gif = gifs.get(choice["gif"])
+        except giphy.GifProviderError as error:
+            raise ValidationError(str(error)) from None
+        if gif is None:
+            raise ValidationError("That GIF is no longer available; shuffle for another.")
+        message = actions.do_send_message(
+            request.user,
+            room=membership.room,
+            body=f"/giphy {choice['q']}",
+            gif_url=gif.url,
+            gif_title=gif.title,
+        )
+        return HttpResponse(message_html(message), status=201)
+    query = check(GifQueryForm(request.GET))
+    try:
+        results = gifs.search(query["q"], limit=giphy.SEARCH_LIMIT)
+    except giphy.GifProviderError as error:
+        raise ValidationError(str(error)) from None
+    index = query["shuffle"] % len(results) if results else 0
+    return render(
+        request,
+        "rooms/room.html#giphy",
+        {
+            "room": membership.room,
+            "q": query["q"],
+            "gif": results[index] if results else None,
+            "next": query["shuffle"] + 1,
+        },
+    )
+
+
+@login_required
+@require_GET
+def gif_file(request: HttpRequest, gif_id: int) -> HttpResponse:
+    gif = get_object_or_404(Gif, pk=gif_id)
+    response = FileResponse(gif.image.open("rb"), content_type="image/gif")
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, max-age=86400"
+    return response

@@ -48,8 +48,13 @@ class DaphneServer:
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "daphne",
-                "-b", "127.0.0.1", "-p", str(self.port),
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
                 "messages_site.asgi:application",
             ],
             cwd=ROOT,

@@ -4,20 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='user',
-            name='conversation_view',
-            field=models.CharField(choices=[('recent', 'Recent'), ('categorized', 'Categorized')], default='recent', max_length=16),
+            model_name="user",
+            name="conversation_view",
+            field=models.CharField(
+                choices=[("recent", "Recent"), ("categorized", "Categorized")],
+                default="recent",
+                max_length=16,
+            ),
         ),
         migrations.AddField(
-            model_name='user',
-            name='enter_sends',
+            model_name="user",
+            name="enter_sends",
             field=models.BooleanField(default=True),
         ),
     ]

@@ -26,7 +26,10 @@ def check_with(**env: str) -> subprocess.CompletedProcess:
         ({"DEBUG": "maybe"}, "DEBUG must be true or false"),
         ({"DATABASE_URL": "mysql://x@localhost/db"}, "PostgreSQL or SQLite"),
         ({"DATABASE_URL": "nonsense"}, "DATABASE_URL"),
-        ({"DATABASE_POOL_SIZE": "lots", "DATABASE_URL": "postgres://p@127.0.0.1/x"}, "whole number"),
+        (
+            {"DATABASE_POOL_SIZE": "lots", "DATABASE_URL": "postgres://p@127.0.0.1/x"},
+            "whole number",
+        ),
     ],
 )
 def test_bad_setting_stops_start_up_with_a_clear_message(env, message):

@@ -19,7 +19,9 @@ ORIGIN = (b"origin", b"http://127.0.0.1")
 async def connect(user=None, *, origin=ORIGIN) -> WebsocketCommunicator:
     headers = [origin] if origin else []
     if user is not None:
-        session = await database_sync_to_async(lambda: client_for(user).cookies["sessionid"].value)()
+        session = await database_sync_to_async(
+            lambda: client_for(user).cookies["sessionid"].value
+        )()
         headers.append((b"cookie", f"sessionid={session}".encode()))
     socket = WebsocketCommunicator(application, "/ws/", headers=headers)
     connected, _ = await socket.connect()
@@ -27,14 +29,22 @@ async def connect(user=None, *, origin=ORIGIN) -> WebsocketCommunicator:
     return socket
 
 
-async def frames(socket: WebsocketCommunicator, *, until: str | None = None) -> list[dict]:
-    """Frames the socket receives until `until` arrives, or until it goes quiet."""
+async def frames(
+    socket: WebsocketCommunicator, *, until: str | None = None, presence: bool = False
+) -> list[dict]:
+    """Frames the socket receives until `until` arrives, or until it goes quiet.
+
+    Presence frames (people coming and going) are left out unless asked for.
+    """
     got = []
     while True:
         if await socket.receive_nothing(timeout=0.3 if until is None else 2):
             return got
-        got.append(json.loads(await socket.receive_from()))
-        if until is not None and got[-1]["type"] == until:
+        frame = json.loads(await socket.receive_from())
+        if frame["type"] == "presence" and not presence:
+            continue
+        got.append(frame)
+        if until is not None and frame["type"] == until:
             return got
 
 
@@ -53,7 +63,10 @@ async def test_foreign_origin_is_refused(room, bob):
     socket = WebsocketCommunicator(
         application,
         "/ws/",
-        headers=[(b"origin", b"https://evil.example"), (b"cookie", f"sessionid={session}".encode())],
+        headers=[
+            (b"origin", b"https://evil.example"),
+            (b"cookie", f"sessionid={session}".encode()),
+        ],
     )
     connected, _ = await socket.connect()
     assert not connected
@@ -177,12 +190,13 @@ async def test_resume_beyond_the_replay_limit_says_truncated(room, alice, bob, s
 )
 async def test_malformed_frames_get_an_error_and_socket_stays_up(room, alice, bob, raw, error):
     socket = await connect(bob)
+    await frames(socket)
     await socket.send_to(text_data=raw)
-    reply = json.loads(await socket.receive_from())
+    (reply,) = await frames(socket)
     assert reply["type"] == "error"
     assert error in reply["error"]
     await socket.send_json_to({"type": "ping"})
-    assert json.loads(await socket.receive_from()) == {"type": "pong"}
+    assert await frames(socket) == [{"type": "pong"}]
     await send(alice, room=room, body="still live")
     assert [f["type"] for f in await frames(socket)] == ["message.new"]
     await socket.disconnect()
@@ -190,7 +204,71 @@ async def test_malformed_frames_get_an_error_and_socket_stays_up(room, alice, bo
 
 async def test_binary_frame_gets_an_error(room, bob):
     socket = await connect(bob)
+    await frames(socket)
     await socket.send_to(bytes_data=b"\x00\x01")
-    reply = json.loads(await socket.receive_from())
+    (reply,) = await frames(socket)
     assert reply["type"] == "error"
     await socket.disconnect()
+
+
+async def test_typing_reaches_other_members_only(room, alice, bob, mallory):
+    alice_socket, bob_socket, mallory_socket = [await connect(p) for p in (alice, bob, mallory)]
+    await bob_socket.send_json_to({"type": "typing", "room": room.pk})
+    (typing,) = await frames(alice_socket)
+    assert typing == {"type": "typing", "room": room.pk, "user": bob.pk, "name": "Bob Jones"}
+    assert await frames(bob_socket) == []
+    assert await frames(mallory_socket) == []
+    for socket in (alice_socket, bob_socket, mallory_socket):
+        await socket.disconnect()
+
+
+async def test_typing_is_throttled(room, alice, bob):
+    alice_socket, bob_socket = await connect(alice), await connect(bob)
+    for _ in range(5):
+        await bob_socket.send_json_to({"type": "typing", "room": room.pk})
+    assert len(await frames(alice_socket)) == 1
+    await alice_socket.disconnect()
+    await bob_socket.disconnect()
+
+
+@pytest.mark.parametrize("room_value", ["1", None, -5, True, 10**30])
+async def test_bad_typing_frame_gets_an_error(room, bob, room_value):
+    socket = await connect(bob)
+    await frames(socket)
+    await socket.send_json_to({"type": "typing", "room": room_value})
+    (reply,) = await frames(socket)
+    assert reply["type"] == "error"
+    await socket.disconnect()
+
+
+async def test_typing_in_a_room_you_are_not_in_is_refused(room, alice, mallory):
+    alice_socket, mallory_socket = await connect(alice), await connect(mallory)
+    await mallory_socket.send_json_to({"type": "typing", "room": room.pk})
+    assert (await frames(mallory_socket))[0]["error"] == "No such room."
+    assert await frames(alice_socket) == []
+    await alice_socket.disconnect()
+    await mallory_socket.disconnect()
+
+
+async def test_presence_goes_online_away_and_offline(room, alice, bob, mallory):
+    from django.core.cache import cache
+
+    await database_sync_to_async(cache.clear)()
+    alice_socket = await connect(alice)
+    mallory_socket = await connect(mallory)
+    await frames(alice_socket, presence=True)
+    bob_socket = await connect(bob)
+    assert await frames(alice_socket, presence=True) == [
+        {"type": "presence", "user": bob.pk, "state": "online"}
+    ]
+    await bob_socket.send_json_to({"type": "ping", "away": True})
+    assert await frames(alice_socket, presence=True) == [
+        {"type": "presence", "user": bob.pk, "state": "away"}
+    ]
+    await bob_socket.disconnect()
+    assert await frames(alice_socket, presence=True) == [
+        {"type": "presence", "user": bob.pk, "state": "offline"}
+    ]
+    assert await frames(mallory_socket, presence=True) == []
+    await alice_socket.disconnect()
+    await mallory_socket.disconnect()

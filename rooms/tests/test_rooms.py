@@ -39,7 +39,9 @@ def test_contract_room_carries_whether_it_is_active(alice, bob):
     contract = do_create_room(
         alice, kind=RoomKind.CONTRACT, title="Site", members=[bob], contract_active=True
     )
-    group = do_create_room(alice, kind=RoomKind.GROUP, title="G", members=[bob], contract_active=True)
+    group = do_create_room(
+        alice, kind=RoomKind.GROUP, title="G", members=[bob], contract_active=True
+    )
     assert contract.contract_active is True
     assert group.contract_active is False
 

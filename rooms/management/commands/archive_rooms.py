@@ -18,5 +18,6 @@ class Command(BaseCommand):
         rooms = archive_inactive_rooms(inactive_days=inactive_days, dry_run=dry_run)
         verb = "Would archive" if dry_run else "Archived"
         for room in rooms:
-            self.stdout.write(f"{verb} room {room.pk} {room.title!r} (last activity {room.last_activity:%Y-%m-%d})")
+            last = f"{room.last_activity:%Y-%m-%d}"
+            self.stdout.write(f"{verb} room {room.pk} {room.title!r} (last activity {last})")
         self.stdout.write(f"{verb} {len(rooms)} room(s) inactive for {inactive_days}+ days.")

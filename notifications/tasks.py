@@ -1,0 +1,41 @@
+"""Celery tasks: thin shells that take ids, reload, and call one function in actions.py.
+
+All run with late acknowledgement (settings: CELERY_TASK_ACKS_LATE) and are safe to run twice.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from messages_site.celery import app
+
+from . import actions
+
+
+def celery_is_eager() -> bool:
+    return bool(app.conf.task_always_eager)
+
+
+@shared_task(acks_late=True)
+def message_sent(message_id: int) -> None:
+    actions.queue_message_emails(message_id)
+    actions.post_auto_replies(message_id)
+
+
+@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=5, max_retries=8)
+def send_due_notifications(room_id: int | None = None) -> int:
+    """Send what is due (in one room, or everywhere); a full chunk hands on the rest."""
+    report = actions.send_due_emails(room_id=room_id)
+    if report.claimed >= actions.SEND_CHUNK:
+        send_due_notifications.delay(room_id)
+    return report.sent
+
+
+@shared_task(acks_late=True)
+def member_added(room_id: int, user_id: int, by_id: int) -> None:
+    actions.send_added_to_room_email(room_id=room_id, user_id=user_id, by_id=by_id)
+
+
+@shared_task(acks_late=True)
+def delete_expired_reply_tokens() -> int:
+    return actions.delete_expired_reply_tokens()
