@@ -23,7 +23,7 @@ $(VENV)/.test: requirements-test.txt $(VENV)/.runtime
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 		echo "Installing Debian's chromium for the browser tests"; \
-		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-noto-color-emoji; }
 
 run: $(VENV)/.runtime
 	$(PY) manage.py migrate --noinput

@@ -7,6 +7,7 @@ boundary and markdown-it's escaping is the first of two walls.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -63,6 +64,18 @@ def _shortcode_table() -> dict[str, str]:
 
 
 _SHORTCODES = _shortcode_table()
+
+
+@functools.cache
+def emoji_names() -> list[tuple[str, str]]:
+    """(shortcode name, emoji) for the emoticon panel: one name per emoji, shortest first."""
+    best: dict[str, str] = {}
+    for name, char in _SHORTCODES.items():
+        if "skin_tone" in name:
+            continue
+        if char not in best or len(name) < len(best[char]):
+            best[char] = name
+    return sorted(((name, char) for char, name in best.items()), key=lambda pair: pair[0])
 
 
 class _ChatMarkdown(MarkdownIt):

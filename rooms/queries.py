@@ -16,6 +16,7 @@ from django.http import Http404
 
 from accounts.models import Contact, User
 
+from . import presence
 from .models import Membership, Message, Role, Room, RoomKind
 
 
@@ -74,9 +75,14 @@ def people_sharing_rooms_with(user_id: int) -> list[int]:
 
 
 def room_members(room: Room) -> list[Membership]:
-    return list(
+    """Members, owner first, each with `.presence` (online, away or offline)."""
+    members = list(
         Membership.objects.filter(room=room).select_related("user").order_by("-role", "joined")
     )
+    states = presence.states([m.user_id for m in members])
+    for member in members:
+        member.presence = states[member.user_id]
+    return members
 
 
 def mentionable(room: Room) -> dict[str, str]:

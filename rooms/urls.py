@@ -22,6 +22,8 @@ urlpatterns = [
     path("rooms/<int:room_id>/hide/", views.room_hide, name="room_hide"),
     path("rooms/<int:room_id>/archive/", views.room_archive, name="room_archive"),
     path("rooms/hidden/", views.hidden_rooms, name="hidden_rooms"),
+    path("rooms/list/", views.room_list_fragment, name="room_list"),
+    path("emoji/", views.emoji_catalogue, name="emoji"),
     path("rooms/<int:room_id>/giphy/", views.room_giphy, name="room_giphy"),
     path("gifs/<int:gif_id>/", views.gif_file, name="gif_file"),
     path("messages/<int:message_id>/unread/", views.message_unread, name="message_unread"),
@@ -30,4 +32,5 @@ urlpatterns = [
     path("messages/<int:message_id>/edit/", views.message_edit, name="message_edit"),
     path("messages/<int:message_id>/delete/", views.message_delete, name="message_delete"),
     path("direct/<str:username>/", views.direct_open, name="direct_open"),
+    path("search/", views.search, name="search"),
 ]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
@@ -23,8 +23,10 @@ from .forms import (
     ReactionForm,
     ReadForm,
     RoleForm,
+    SearchForm,
     TitleForm,
 )
+from .formatting import emoji_names
 from .fragments import message_html
 from .models import Gif, Role
 from .queries import (
@@ -38,6 +40,7 @@ from .queries import (
     room_list,
     room_members,
 )
+from .search import RESULT_LIMIT, SearchError, search_messages, search_people_and_rooms
 
 
 def check(form) -> dict:
@@ -357,5 +360,46 @@ def gif_file(request: HttpRequest, gif_id: int) -> HttpResponse:
     gif = get_object_or_404(Gif, pk=gif_id)
     response = FileResponse(gif.image.open("rb"), content_type="image/gif")
     response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
+
+
+@login_required
+@require_GET
+def search(request: HttpRequest) -> HttpResponse:
+    """Messages, or people & rooms, matching `q`; a query that cannot run gets a 400 saying why."""
+    form = SearchForm(request.GET)
+    context: dict = {"form": form, "searched": "q" in request.GET, "limit": RESULT_LIMIT}
+    error = ""
+    if not form.is_valid():
+        error = " ".join(e for errors in form.errors.values() for e in errors)
+    elif context["searched"]:
+        text, scope = form.cleaned_data["q"], form.cleaned_data["scope"]
+        try:
+            if scope == SearchForm.PEOPLE:
+                context["found"] = search_people_and_rooms(request.user, text)
+            else:
+                context["results"] = search_messages(request.user, text)
+        except SearchError as problem:
+            error = str(problem)
+    if request.htmx:
+        if error:
+            # Like every refused htmx request: a plain-text reason, shown by the page's toast.
+            return HttpResponse(error, status=400, content_type="text/plain; charset=utf-8")
+        return render(request, "rooms/search.html#results", context)
+    context["error"] = error
+    return render(request, "rooms/search.html", context, status=400 if error else 200)
+
+
+@login_required
+@require_GET
+def room_list_fragment(request: HttpRequest) -> HttpResponse:
+    return render(request, "rooms/room_list.html")
+
+
+@login_required
+@require_GET
+def emoji_catalogue(request: HttpRequest) -> HttpResponse:
+    response = JsonResponse(emoji_names(), safe=False)
     response["Cache-Control"] = "private, max-age=86400"
     return response

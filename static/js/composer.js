@@ -1,47 +1,166 @@
-// The message box: Enter sends, Shift+Enter adds a line. A refused message stays in the box.
-export function initComposer({ placeMessage, csrfHeaders }) {
+// The message box. Enter sends and Shift/Alt/Ctrl+Enter add a line, or the other way round when
+// the gear says so. Up-arrow edits your last message; /giphy opens the GIF chooser.
+// A refused message stays in the box: nothing typed is lost.
+import { initMentions } from "./mentions.js";
+import { initEmojiPanel } from "./emoji.js";
+
+export function initComposer({ roomId, me, placeMessage, csrfHeaders, sendFrame }) {
   const form = document.getElementById("composer");
+  if (!form) return;
   const input = document.getElementById("composer-body");
   const error = form.querySelector(".composer-error");
+  const gear = form.querySelector(".enter-toggle");
+  const giphyBox = document.getElementById("giphy");
   let sending = false;
+  let typingSent = 0;
+
+  const enterSends = () => form.dataset.enterSends !== "false";
+
+  function showError(text) {
+    error.textContent = text;
+    error.hidden = false;
+  }
+
+  async function post(url, data) {
+    const response = await fetch(url, { method: "POST", body: data, headers: csrfHeaders() });
+    const reply = await response.text();
+    if (!response.ok) {
+      const isText = response.headers.get("Content-Type")?.startsWith("text/plain");
+      throw new Error(isText ? reply : `Not sent (${response.status}).`);
+    }
+    return reply;
+  }
 
   async function send() {
     const text = input.value;
-    if (sending) return;
-    if (!text.trim()) {
-      // The server refuses it too; say so here rather than ignore the key press.
-      error.textContent = "A message cannot be empty.";
-      error.hidden = false;
+    if (sending || !text.trim()) return;
+    const giphy = text.trim().match(/^\/giphy\s+(.+)$/s);
+    if (giphy) {
+      openGiphy(giphy[1].trim());
       return;
     }
     sending = true;
     error.hidden = true;
     try {
-      // URL-encoded, as htmx sends the edit form: multipart would turn each line break into CRLF.
-      const data = new URLSearchParams(new FormData(form));
-      const response = await fetch(form.action, { method: "POST", body: data, headers: csrfHeaders() });
-      const reply = await response.text();
-      if (response.ok) {
-        if (input.value === text) input.value = "";
-        placeMessage(reply);
-      } else {
-        error.textContent = response.headers.get("Content-Type")?.startsWith("text/plain") ? reply : `Not sent (${response.status}).`;
-        error.hidden = false;
-      }
-    } catch {
-      error.textContent = "Not sent: the connection dropped. Your text is still here; press Enter to retry.";
-      error.hidden = false;
+      const reply = await post(form.action, new FormData(form));
+      if (input.value === text) input.value = "";
+      placeMessage(reply);
+    } catch (failure) {
+      showError(failure instanceof TypeError
+        ? "Not sent: the connection dropped. Your text is still here; press Enter to retry."
+        : failure.message);
     } finally {
       sending = false;
     }
   }
 
-  form.addEventListener("submit", (event) => { event.preventDefault(); send(); });
-  input.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && !event.shiftKey && !event.altKey && !event.ctrlKey && !event.isComposing) {
-      event.preventDefault();
-      send();
+  function insertAtCursor(text) {
+    const { selectionStart: start, selectionEnd: end, value } = input;
+    input.value = value.slice(0, start) + text + value.slice(end);
+    input.selectionStart = input.selectionEnd = start + text.length;
+    input.dispatchEvent(new Event("input"));
+  }
+
+  function openGiphy(query) {
+    window.htmx.ajax("GET", `/rooms/${roomId}/giphy/?q=${encodeURIComponent(query)}`, { target: "#giphy", swap: "innerHTML" });
+  }
+
+  giphyBox?.addEventListener("click", async (event) => {
+    const target = event.target.closest("button");
+    if (!target) return;
+    if (target.classList.contains("giphy-cancel")) {
+      giphyBox.innerHTML = "";
+      input.focus();
+    } else if (target.classList.contains("giphy-send")) {
+      const data = new FormData();
+      data.append("q", target.dataset.query);
+      data.append("gif", target.dataset.gif);
+      try {
+        placeMessage(await post(`/rooms/${roomId}/giphy/`, data));
+        giphyBox.innerHTML = "";
+        input.value = "";
+        input.focus();
+      } catch (failure) {
+        showError(failure.message);
+      }
     }
   });
+
+  function editLastMessage() {
+    const mine = [...document.querySelectorAll(`#messages .msg[data-sender="${me}"]:not(.deleted)`)];
+    const last = mine.at(-1);
+    last?.querySelector("button[hx-get*='/edit/']")?.click();
+  }
+
+  // The mention box claims Enter, arrows and Esc while open, so it listens first.
+  initMentions(input);
+  initEmojiPanel(form, insertAtCursor);
+  form.addEventListener("submit", (event) => { event.preventDefault(); send(); });
+  input.addEventListener("keydown", (event) => {
+    if (event.defaultPrevented || event.isComposing) return;
+    if (event.key === "Enter") {
+      const plain = !event.shiftKey && !event.altKey && !event.ctrlKey && !event.metaKey;
+      const wantsSend = enterSends() ? plain : (event.ctrlKey || event.metaKey) && !event.shiftKey;
+      if (wantsSend) {
+        event.preventDefault();
+        send();
+      } else if (!plain && !event.shiftKey) {
+        // Alt/Ctrl+Enter insert nothing by themselves in a textarea.
+        event.preventDefault();
+        insertAtCursor("\n");
+      }
+    } else if (event.key === "ArrowUp" && input.value === "" && !event.altKey) {
+      event.preventDefault();
+      editLastMessage();
+    } else if (event.key === "Escape" && giphyBox?.innerHTML) {
+      giphyBox.innerHTML = "";
+    }
+  });
+  input.addEventListener("input", () => {
+    const now = Date.now();
+    if (input.value && now - typingSent > 3000) {
+      typingSent = now;
+      sendFrame({ type: "typing", room: roomId });
+    }
+  });
+  // Paste is always plain text in the message box; Ctrl+Shift+V says so explicitly.
+  input.addEventListener("paste", (event) => {
+    const text = event.clipboardData?.getData("text/plain");
+    if (text === undefined || !event.clipboardData.types.includes("text/html")) return;
+    event.preventDefault();
+    insertAtCursor(text);
+  });
+
+  gear?.addEventListener("click", async () => {
+    const next = enterSends() ? "false" : "true";
+    const data = new FormData();
+    data.append("enter_sends", next);
+    try {
+      await post("/accounts/preferences/", data);
+      form.dataset.enterSends = next;
+      gear.setAttribute("aria-pressed", next === "false" ? "true" : "false");
+      gear.title = next === "true" ? "Enter sends (click: Enter adds a line)" : "Enter adds a line; Ctrl+Enter sends (click to swap)";
+      input.placeholder = next === "true" ? "Write a message — Enter sends" : "Write a message — Ctrl+Enter sends";
+    } catch (failure) {
+      showError(failure.message);
+    }
+  });
+
+  // Esc in an edit box cancels the edit.
+  document.getElementById("messages")?.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && event.target.closest(".edit-form")) {
+      event.target.closest(".edit-form").querySelector(".edit-cancel")?.click();
+      input.focus();
+    }
+  });
+  document.body.addEventListener("htmx:afterSwap", (event) => {
+    const editBox = event.detail.target.querySelector?.(".edit-form textarea");
+    if (editBox) {
+      editBox.focus();
+      editBox.selectionStart = editBox.value.length;
+    }
+  });
+
+  input.placeholder = enterSends() ? "Write a message — Enter sends" : "Write a message — Ctrl+Enter sends";
   input.focus();
 }

@@ -1,9 +1,11 @@
 // Parley's live updates: one websocket per tab, replay from the last seen id after a drop,
 // and no message shown twice. The server renders every fragment; this file only places them.
 import { initComposer } from "./composer.js";
+import { initShortcuts } from "./shortcuts.js";
 
 const body = document.body;
 const me = Number(body.dataset.me);
+const myUsername = body.dataset.username;
 let lastId = Number(body.dataset.lastId || 0);
 let since = Number(body.dataset.since || 0);
 let socket = null;
@@ -76,6 +78,9 @@ export function placeMessage(html) {
       return existing;
     }
     existing.replaceWith(incoming);
+  } else if (document.querySelector("#messages .newer")) {
+    // Reading older history: newer messages arrive through the loader, in order.
+    return null;
   } else {
     const list = document.getElementById("messages");
     const timeline = document.getElementById("timeline");
@@ -92,24 +97,49 @@ export function placeMessage(html) {
   return incoming;
 }
 
-function setBadge(item, count) {
+function setBadge(item, count, mentions = null) {
   const badge = item.querySelector(".badge");
   if (!badge) return;
   badge.textContent = count;
   badge.hidden = count === 0;
   item.classList.toggle("unread", count > 0);
+  const mentionBadge = item.querySelector(".mention-badge");
+  if (mentionBadge && mentions !== null) {
+    mentionBadge.textContent = `@${mentions}`;
+    mentionBadge.hidden = mentions === 0;
+  }
+}
+
+function counts(item) {
+  return {
+    unread: Number(item.querySelector(".badge")?.textContent || 0),
+    mentions: Number((item.querySelector(".mention-badge")?.textContent || "@0").slice(1)),
+  };
+}
+
+export function sendFrame(frame) {
+  if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
+}
+
+// The list is rendered by the server; a change of shape (favorite, category) reloads it.
+function refreshSidebar() {
+  window.htmx?.ajax("GET", "/rooms/list/", { target: "#room-lists-wrapper", swap: "innerHTML" });
 }
 
 function placeRoomItem(roomId, html, { toTop }) {
   const list = document.getElementById("room-list");
-  if (!list) return null;
   const old = document.getElementById(`room-item-${roomId}`);
-  const count = old ? Number(old.querySelector(".badge")?.textContent || 0) : 0;
+  if (!old && !list) {
+    refreshSidebar();
+    return null;
+  }
+  const { unread, mentions } = old ? counts(old) : { unread: 0, mentions: 0 };
   const item = fragment(html);
+  const home = old ? old.parentElement : list;
   if (old) old.replaceWith(item);
-  if (!old || toTop) list.prepend(item);
-  list.querySelector(".empty")?.remove();
-  setBadge(item, count);
+  if (!old || toTop) home.prepend(item);
+  home.querySelector(".empty")?.remove();
+  setBadge(item, unread, mentions);
   item.classList.toggle("active", roomId === openRoomId());
   return item;
 }
@@ -127,9 +157,12 @@ const handlers = {
     if (frame.room_html) {
       const item = placeRoomItem(frame.room, frame.room_html, { toTop: true });
       if (item && !isOpen && frame.sender !== me) {
-        setBadge(item, Number(item.querySelector(".badge").textContent || 0) + 1);
+        const mentioned = frame.html.includes(`data-username="${myUsername}"`);
+        const now = counts(item);
+        setBadge(item, now.unread + 1, now.mentions + (mentioned ? 1 : 0));
       }
     }
+    if (frame.sender !== me) clearTyping(frame.sender);
   },
   "message.changed"(frame) {
     if (frame.room === openRoomId() && document.getElementById(`msg-${frame.id}`)) {
@@ -138,6 +171,10 @@ const handlers = {
     if (frame.room_html) placeRoomItem(frame.room, frame.room_html, { toTop: false });
   },
   "room.updated"(frame) {
+    if (!document.getElementById(`room-item-${frame.room}`) && document.getElementById("room-lists")?.dataset.view === "categorized") {
+      refreshSidebar();
+      return;
+    }
     placeRoomItem(frame.room, frame.html, { toTop: false });
     if (frame.room === openRoomId() && window.htmx) {
       window.htmx.ajax("GET", `/rooms/${frame.room}/members/`, { target: "#members-panel", swap: "outerHTML" });
@@ -153,7 +190,21 @@ const handlers = {
   },
   "room.read"(frame) {
     const item = document.getElementById(`room-item-${frame.room}`);
-    if (item) setBadge(item, 0);
+    if (item) setBadge(item, frame.unread, frame.mentions);
+  },
+  "membership.changed"() {
+    refreshSidebar();
+  },
+  typing(frame) {
+    if (frame.room !== openRoomId()) return;
+    typists.set(frame.user, { name: frame.name, until: Date.now() + 5000 });
+    showTyping();
+  },
+  presence(frame) {
+    for (const dot of document.querySelectorAll(`[data-presence-user="${frame.user}"]`)) {
+      dot.dataset.state = frame.state;
+      dot.title = frame.state;
+    }
   },
   "resume.done"(frame) {
     if (frame.truncated) window.location.reload();
@@ -163,6 +214,21 @@ const handlers = {
   },
   pong() {},
 };
+
+const typists = new Map();
+function showTyping() {
+  const line = document.getElementById("typing");
+  if (!line) return;
+  const now = Date.now();
+  for (const [user, entry] of typists) if (entry.until < now) typists.delete(user);
+  const names = [...typists.values()].map((entry) => entry.name);
+  line.textContent = names.length === 0 ? "" : names.length === 1 ? `${names[0]} is typing…` : `${names.join(", ")} are typing…`;
+  if (names.length) setTimeout(showTyping, 1000);
+}
+function clearTyping(user) {
+  typists.delete(user);
+  showTyping();
+}
 
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
@@ -195,7 +261,14 @@ window.parleyLive = { drop: () => socket?.close(), get lastId() { return lastId;
 
 document.addEventListener("DOMContentLoaded", () => {
   localizeTimes(document);
-  scrollToBottom();
+  const around = document.getElementById("room")?.dataset.around;
+  const target = around && document.getElementById(`msg-${around}`);
+  if (target) {
+    target.scrollIntoView({ block: "center" });
+    target.classList.add("target");
+  } else {
+    scrollToBottom();
+  }
   const roomId = openRoomId();
   document.getElementById(`room-item-${roomId}`)?.classList.add("active");
   for (const button of document.querySelectorAll("[data-toggle]")) {
@@ -226,6 +299,10 @@ document.addEventListener("DOMContentLoaded", () => {
     const isText = (xhr.getResponseHeader("Content-Type") || "").startsWith("text/plain");
     toast(isText ? xhr.responseText : `Something went wrong (${xhr.status}).`);
   });
-  if (roomId) initComposer({ placeMessage, csrfHeaders });
+  if (roomId) initComposer({ roomId, me, placeMessage, csrfHeaders, sendFrame });
+  initShortcuts();
   connect();
+  // A heartbeat keeps presence fresh; a hidden tab counts as away.
+  setInterval(() => sendFrame({ type: "ping", away: document.visibilityState !== "visible" }), 30000);
+  document.addEventListener("visibilitychange", () => sendFrame({ type: "ping", away: document.visibilityState !== "visible" }));
 });
