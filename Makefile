@@ -21,8 +21,8 @@ $(VENV)/.test: requirements-test.txt $(VENV)/.runtime
 
 # Browser tests drive Debian's Chromium; Playwright cannot download its own browser here.
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-		echo "Installing Debian's chromium for the browser tests"; \
+	@dpkg -s chromium fonts-noto-color-emoji >/dev/null 2>&1 || { \
+		echo "Installing Debian's chromium (and an emoji font) for the browser tests"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-noto-color-emoji; }
 
 run: $(VENV)/.runtime

@@ -60,6 +60,8 @@ CONNECT_TIMEOUT = 60.0
 CONNECT_ATTEMPTS = 4
 CONCURRENT_HANDSHAKES = 10
 SETTLE_LIMIT = 120.0
+# A server using less than this share of a core is done with the connect phase.
+IDLE_CPU_SHARE = 0.1
 # The sender gives up once it is this far behind its schedule, so a stuck server ends the run.
 GIVE_UP_AFTER = 30.0
 
@@ -98,26 +100,31 @@ class Sender:
     def run(self, start_at: float) -> None:
         tab = HttpTab(self.port, self.cookies)
         try:
-            tab.fetch_csrf_token(f"/rooms/{self.room_id}/")
-            for seq in range(self.messages):
-                due = start_at + seq / self.rate
-                now = time.time()
-                if now - due > GIVE_UP_AFTER:
-                    self.errors.append(f"gave up at message {seq}: {now - due:.1f}s behind")
-                    break
-                if due > now:
-                    time.sleep(due - now)
-                sent_at = time.time()
-                try:
-                    message_id = tab.send_message(self.room_id, f"bench {seq} {sent_at:.6f}")
-                except (OSError, RuntimeError) as error:
-                    message_id = None
-                    self.errors.append(f"message {seq}: {error}"[:300])
-                    tab.close()  # http.client reconnects on the next request
-                self.sent.append(Sent(seq, message_id, sent_at, time.time()))
+            self._send_all(tab, start_at)
+        except Exception as error:  # reported in the figures rather than lost with the thread
+            self.errors.append(f"sender stopped: {error!r}"[:300])
         finally:
             tab.close()
             self.finished_at = time.time()
+
+    def _send_all(self, tab: HttpTab, start_at: float) -> None:
+        tab.fetch_csrf_token(f"/rooms/{self.room_id}/")
+        for seq in range(self.messages):
+            due = start_at + seq / self.rate
+            now = time.time()
+            if now - due > GIVE_UP_AFTER:
+                self.errors.append(f"gave up at message {seq}: {now - due:.1f}s behind")
+                break
+            if due > now:
+                time.sleep(due - now)
+            sent_at = time.time()
+            try:
+                message_id = tab.send_message(self.room_id, f"bench {seq} {sent_at:.6f}")
+            except (OSError, RuntimeError) as error:
+                message_id = None
+                self.errors.append(f"message {seq}: {error}"[:300])
+                tab.close()  # http.client reconnects on the next request
+            self.sent.append(Sent(seq, message_id, sent_at, time.time()))
 
 
 class CpuMeter:
@@ -249,16 +256,19 @@ async def listen(socket, sink: list[tuple[float, str]], tally: list[int]) -> Non
         pass
 
 
-async def settle(sinks: list[list], quiet: float = 1.0) -> int:
-    """Wait until connecting has stopped making frames (presence news, say) before sending.
-
-    Returns how many frames arrived meanwhile; they are not part of the measurement.
+async def settle(sinks: list[list], server_pids: list[int]) -> int:
+    """Wait until connecting has stopped making work (presence news, say) before sending:
+    no new frame and idle servers for a second. Returns how many frames arrived meanwhile;
+    they are not part of the measurement.
     """
     deadline = time.monotonic() + SETTLE_LIMIT
     while time.monotonic() < deadline:
-        before = sum(map(len, sinks))
-        await asyncio.sleep(quiet)
-        if sum(map(len, sinks)) == before:
+        frames, busy = sum(map(len, sinks)), [cpu_seconds(pid) for pid in server_pids]
+        await asyncio.sleep(1.0)
+        busiest = max(
+            cpu_seconds(pid) - before for pid, before in zip(server_pids, busy, strict=True)
+        )
+        if sum(map(len, sinks)) == frames and busiest < IDLE_CPU_SHARE:
             break
     arrived = sum(map(len, sinks))
     for sink in sinks:
@@ -276,9 +286,14 @@ async def measure(args, servers, cast: Cast, cookie_name: str) -> dict:
         asyncio.create_task(listen(socket, sink, tally))
         for socket, sink in zip(sockets, sinks, strict=True)
     ]
-    frames_while_connecting = await settle(sinks)
+    server_pids = [server.process.pid for server in servers]
+    frames_while_connecting = await settle(sinks, server_pids)
     settled = time.monotonic()
     tally[0] = 0
+    progress(
+        f"{len(sockets)} sockets connected in {connected - began:.1f}s, quiet after "
+        f"{settled - connected:.1f}s more; sending {args.messages} messages at {args.rate}/s"
+    )
 
     sender = Sender(
         port=servers[0].port,
@@ -288,7 +303,7 @@ async def measure(args, servers, cast: Cast, cookie_name: str) -> dict:
         rate=args.rate,
     )
     expected = len(sockets) * args.messages
-    cpu = CpuMeter([server.process.pid for server in servers])
+    cpu = CpuMeter(server_pids)
     cpu.start()
     start_at = time.time() + 1.0  # time for the sender to fetch its CSRF token
     thread = threading.Thread(target=sender.run, args=(start_at,), name="sender")
@@ -299,6 +314,7 @@ async def measure(args, servers, cast: Cast, cookie_name: str) -> dict:
     while tally[0] < expected and time.time() < grace_until:
         await asyncio.sleep(0.02)
     cpu_used = cpu.stop()
+    progress(f"sent {len(sender.sent)}; {tally[0]} of {expected} frames arrived; closing")
 
     dropped = sum(1 for socket in sockets if socket.close_code is not None)
     await asyncio.gather(*(socket.close() for socket in sockets), return_exceptions=True)
@@ -308,6 +324,7 @@ async def measure(args, servers, cast: Cast, cookie_name: str) -> dict:
     spread = sent[-1].sent_at - sent[0].sent_at if len(sent) > 1 else 0.0
     return {
         **tally_frames(sinks, sender, cast.room_id, expected),
+        "messages_sent": sum(1 for s in sent if s.message_id is not None),
         "send_errors": len(sender.errors),
         "first_send_errors": sender.errors[:3],
         "achieved_rate": round((len(sent) - 1) / spread, 2) if spread else None,
@@ -321,6 +338,10 @@ async def measure(args, servers, cast: Cast, cookie_name: str) -> dict:
         "cpu_seconds_during_send": cpu_used,
         "server_logs": [str(server.log_path.relative_to(ROOT)) for server in servers],
     }
+
+
+def progress(text: str) -> None:
+    print(f"fanout: {text}", file=sys.stderr, flush=True)
 
 
 def tally_frames(sinks, sender: Sender, room_id: int, expected: int) -> dict:

@@ -256,6 +256,8 @@ def parse_email_url(url: str) -> dict:
 if os.environ.get("EMAIL_URL"):
     globals().update(parse_email_url(os.environ["EMAIL_URL"]))
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 20)
+# Off: messages queue no notification work at all (an operator's switch; benchmarks compare).
+PARLEY_NOTIFICATIONS_ENABLED = env_bool("PARLEY_NOTIFICATIONS_ENABLED", True)
 # Absolute links in emails (room, unsubscribe) start with this.
 PARLEY_BASE_URL = os.environ.get("PARLEY_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 # Replies go to reply+<token>@PARLEY_REPLY_DOMAIN; the MTA for it hands mail to Parley.

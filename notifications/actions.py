@@ -18,11 +18,12 @@ from datetime import date, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import get_connection
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Greatest, Least
+from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import User
@@ -155,19 +156,26 @@ def post_auto_replies(message_id: int) -> list[Message]:
     for row in away.values():
         if not row.user.is_active:
             continue
-        with transaction.atomic():
-            try:
-                with transaction.atomic():
-                    marker = AutoReply.objects.create(
-                        responder=row.user, answered=message.sender, room=message.room, day=today
-                    )
-            except IntegrityError:
-                continue  # already answered this person here today
-            reply = do_send_message(row.user, room=message.room, body=away_text(row))
-            marker.message = reply
-            marker.save(update_fields=["message"])
-        replies.append(reply)
+        try:
+            replies.append(_post_auto_reply(row, message, today))
+        except IntegrityError:
+            continue  # already answered this person here today
+        except (ValidationError, PermissionDenied, Http404) as refusal:
+            # The room was archived or the responder left meanwhile: nothing to answer.
+            log.info("No automatic reply in room %s: %s", message.room_id, refusal)
     return replies
+
+
+@transaction.atomic
+def _post_auto_reply(away: OutOfOffice, message: Message, today: date) -> Message:
+    # The unique (responder, answered, room, day) row is taken first: a second run stops here.
+    marker = AutoReply.objects.create(
+        responder=away.user, answered=message.sender, room=message.room, day=today
+    )
+    reply = do_send_message(away.user, room=message.room, body=away_text(away))
+    marker.message = reply
+    marker.save(update_fields=["message"])
+    return reply
 
 
 # Queueing message emails ---------------------------------------------------------------------
@@ -212,21 +220,21 @@ def queue_message_emails(message_id: int) -> int:
             EmailBatch.objects.bulk_create(new, ignore_conflicts=True)
             # A batch another worker opened between our read and insert gets the message too.
             open_batches.filter(user_id__in=[b.user_id for b in new]).update(**widen)
-    if any(b.frequency == Frequency.IMMEDIATELY for b in new):
-        _send_when_due(message.room_id)
+    _send_when_due(message.room_id, opened=any(b.frequency == Frequency.IMMEDIATELY for b in new))
     return len(wanted)
 
 
-def _send_when_due(room_id: int) -> None:
+def _send_when_due(room_id: int, *, opened: bool) -> None:
     from .tasks import celery_is_eager, send_due_notifications
 
     if celery_is_eager():
-        # No worker and no beat: nothing can wait for the window, so only what is already
-        # due goes out now (the window has not elapsed for the batch just opened).
+        # Embedded run: no worker can wait for the window and no beat sweeps, so each message
+        # sends what is already due in its room (never a batch whose window is still open);
+        # `manage.py send_notifications --every N` covers quiet rooms and digests.
         send_due_emails(room_id=room_id)
-        return
-    countdown = settings.PARLEY_NOTIFY_BATCH_SECONDS + 0.5
-    send_due_notifications.apply_async(kwargs={"room_id": room_id}, countdown=countdown)
+    elif opened:
+        countdown = settings.PARLEY_NOTIFY_BATCH_SECONDS + 0.5
+        send_due_notifications.apply_async(kwargs={"room_id": room_id}, countdown=countdown)
 
 
 # Sending due emails --------------------------------------------------------------------------
@@ -367,7 +375,9 @@ def _new_reply_tokens(planned: list[Planned]) -> list[str]:
     expires = timezone.now() + timedelta(days=settings.PARLEY_REPLY_TOKEN_DAYS)
     rows = [
         ReplyToken(
-            token=secrets.token_hex(16), user_id=p.batch.user_id, room_id=p.batch.room_id,
+            token=secrets.token_hex(16),
+            user_id=p.batch.user_id,
+            room_id=p.batch.room_id,
             expires=expires,
         )
         for p in planned

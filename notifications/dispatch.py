@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from kombu.exceptions import OperationalError
 
 log = logging.getLogger(__name__)
@@ -16,14 +17,16 @@ log = logging.getLogger(__name__)
 def message_sent(message_id: int) -> None:
     from .tasks import message_sent as task
 
-    _enqueue(task, message_id)
+    if settings.PARLEY_NOTIFICATIONS_ENABLED:
+        _enqueue(task, message_id)
 
 
 def member_added(room_id: int, user_id: int, by_id: int) -> None:
     """For `rooms.actions.do_invite_member`: "added to a room" emails."""
     from .tasks import member_added as task
 
-    _enqueue(task, room_id, user_id, by_id)
+    if settings.PARLEY_NOTIFICATIONS_ENABLED:
+        _enqueue(task, room_id, user_id, by_id)
 
 
 def _enqueue(task, *args: int) -> None:

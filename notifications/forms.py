@@ -14,7 +14,9 @@ class NotificationSettingsForm(forms.Form):
     email_new_messages = forms.BooleanField(required=False, label="New messages")
     email_files_shared = forms.BooleanField(required=False, label="Files shared")
     email_added_to_room = forms.BooleanField(required=False, label="Being added to a room")
-    email_report_reviewed = forms.BooleanField(required=False, label="A report you filed being reviewed")
+    email_report_reviewed = forms.BooleanField(
+        required=False, label="A report you filed being reviewed"
+    )
     desktop = forms.BooleanField(required=False, label="Desktop notifications")
 
 
@@ -22,7 +24,10 @@ class FlagForm(forms.Form):
     on = forms.TypedChoiceField(
         choices=[("1", "on"), ("0", "off")],
         coerce=lambda value: value == "1",
-        error_messages={"required": "Say on (1) or off (0).", "invalid_choice": "Say on (1) or off (0)."},
+        error_messages={
+            "required": "Say on (1) or off (0).",
+            "invalid_choice": "Say on (1) or off (0).",
+        },
     )
 
 

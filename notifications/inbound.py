@@ -22,7 +22,7 @@ from html.parser import HTMLParser
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.http import Http404
 from django.utils import timezone
 from mailparser_reply import EmailReplyParser
@@ -46,6 +46,8 @@ class Outcome:
     accepted: bool
     reason: str
     message_id: int | None = None
+    # The database was unreachable: the MTA should keep the mail and try again.
+    temporary: bool = False
 
 
 def refused(reason: str, **context: object) -> Outcome:
@@ -59,13 +61,18 @@ def receive_email(
     """Post a reply by email, or refuse it. `envelope_sender` "" means a null sender (<>)."""
     try:
         return _receive(raw, envelope_sender, envelope_recipients)
+    except (OperationalError, InterfaceError):
+        log.exception("Inbound email deferred: the database is unreachable")
+        return Outcome(False, "database unavailable", temporary=True)
     except Exception:
         # Whatever the mail contains, the MTA pipe and the listener keep going.
         log.exception("Inbound email refused: could not be processed")
         return Outcome(False, "malformed")
 
 
-def _receive(raw: bytes, envelope_sender: str | None, envelope_recipients: Sequence[str]) -> Outcome:
+def _receive(
+    raw: bytes, envelope_sender: str | None, envelope_recipients: Sequence[str]
+) -> Outcome:
     if len(raw) > settings.PARLEY_INBOUND_MAX_BYTES:
         return refused("too large", size=len(raw))
     mail = email.message_from_bytes(raw, policy=email.policy.default)
@@ -86,14 +93,17 @@ def _receive(raw: bytes, envelope_sender: str | None, envelope_recipients: Seque
     email_message_id = str(mail.get("Message-ID", "") or "").strip()[:998]
     with transaction.atomic():
         # One reply at a time per token, so the rate limit and the duplicate check hold.
-        token = ReplyToken.objects.select_for_update().select_related("user", "room").get(
-            pk=token.pk
+        token = (
+            ReplyToken.objects.select_for_update().select_related("user", "room").get(pk=token.pk)
         )
         replies = InboundReply.objects.filter(token=token)
         if email_message_id and replies.filter(email_message_id=email_message_id).exists():
             return refused("already posted", token=token.pk)
         hour_ago = timezone.now() - timedelta(hours=1)
-        if replies.filter(received__gte=hour_ago).count() >= settings.PARLEY_REPLIES_PER_TOKEN_PER_HOUR:
+        if (
+            replies.filter(received__gte=hour_ago).count()
+            >= settings.PARLEY_REPLIES_PER_TOKEN_PER_HOUR
+        ):
             return refused("too many replies", token=token.pk)
         try:
             message = do_post_email_reply(token, body=body, email_message_id=email_message_id)
@@ -175,7 +185,11 @@ def strip_quoted(text: str) -> str:
     if not text:
         return ""
     replies = EmailReplyParser(languages=REPLY_LANGUAGES).read(text).replies
-    return replies[0].body.strip() if replies else text
+    if not replies:
+        return text
+    if replies[0].headers:
+        return ""  # the mail starts with its quoted history: nothing new was written
+    return replies[0].body.strip()
 
 
 class _HtmlText(HTMLParser):
@@ -196,8 +210,10 @@ class _HtmlText(HTMLParser):
             if tag not in {"br", "hr", "img", "meta", "link", "input"}:
                 self.skipping += 1
             return
-        if tag in self.BLOCKS:
+        if tag == "br":
             self.parts.append("\n")
+        elif tag in self.BLOCKS:
+            self._end_line()
         if tag == "li":
             self.parts.append("- ")
 
@@ -205,7 +221,16 @@ class _HtmlText(HTMLParser):
         if self.skipping:
             self.skipping -= 1
             return
-        if tag in self.BLOCKS:
+        if tag == "p":
+            self._end_line(blank=True)
+        elif tag in self.BLOCKS:
+            self._end_line()
+
+    def _end_line(self, *, blank: bool = False) -> None:
+        text = "".join(self.parts[-2:])
+        if text and not text.endswith("\n"):
+            self.parts.append("\n")
+        if blank and not "".join(self.parts[-2:]).endswith("\n\n"):
             self.parts.append("\n")
 
     def handle_data(self, data: str) -> None:

@@ -50,7 +50,11 @@ class NotificationSettings(models.Model):
 
     def wants_event_email(self, event: str) -> bool:
         """`event` is one of "added_to_room", "files_shared", "report_reviewed"."""
-        return not self.all_off and self.frequency != Frequency.NEVER and getattr(self, f"email_{event}")
+        return (
+            not self.all_off
+            and self.frequency != Frequency.NEVER
+            and getattr(self, f"email_{event}")
+        )
 
 
 class MutedRoom(models.Model):
@@ -148,7 +152,9 @@ class OutOfOffice(models.Model):
     class Meta:
         verbose_name_plural = "out of office"
         constraints = [
-            models.CheckConstraint(condition=Q(end__gte=models.F("start")), name="ooo_end_after_start"),
+            models.CheckConstraint(
+                condition=Q(end__gte=models.F("start")), name="ooo_end_after_start"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -158,9 +164,13 @@ class OutOfOffice(models.Model):
 class AutoReply(models.Model):
     """A message the out-of-office responder posted: marks it automatic, one per day and pair."""
 
-    responder = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    responder = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
     # The person whose message was answered.
-    answered = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    answered = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
     room = models.ForeignKey("rooms.Room", on_delete=models.CASCADE, related_name="+")
     day = models.DateField()
     message = models.OneToOneField(

@@ -16,7 +16,7 @@ from . import actions
 from .emails import user_for_unsubscribe_token
 from .forms import FlagForm, NotificationSettingsForm, OutOfOfficeForm
 from .models import OutOfOffice
-from .queries import muted_room_ids, settings_for
+from .queries import muted_room_ids, out_of_office_until, settings_for
 
 SETTING_FIELDS = list(NotificationSettingsForm.base_fields)
 
@@ -62,16 +62,10 @@ def _page(
             "away_form": away_form,
             "rooms": rooms,
             "muted": muted_room_ids(user),
-            "away_until": _away_until(user),
+            "away_until": out_of_office_until(user),
         },
         status=status,
     )
-
-
-def _away_until(user: User):
-    from .queries import out_of_office_until
-
-    return out_of_office_until(user)
 
 
 @login_required
@@ -92,9 +86,7 @@ def notification_settings(request: HttpRequest) -> HttpResponse:
 def notifications_off(request: HttpRequest) -> HttpResponse:
     off = check(FlagForm(request.POST))["on"]
     actions.do_set_all_notifications_off(request.user, off=off)
-    messages.success(
-        request, "All notifications are off." if off else "Notifications are back on."
-    )
+    messages.success(request, "All notifications are off." if off else "Notifications are back on.")
     return redirect("notification_settings")
 
 

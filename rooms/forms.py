@@ -79,3 +79,17 @@ class GifQueryForm(forms.Form):
 class GifChoiceForm(forms.Form):
     q = forms.CharField(max_length=50)
     gif = forms.CharField(max_length=64)
+
+
+class SearchForm(forms.Form):
+    MESSAGES = "messages"
+    PEOPLE = "people"
+
+    # Length and emptiness are checked by rooms.search, which words the message for people.
+    q = forms.CharField(required=False, strip=True)
+    scope = forms.ChoiceField(
+        choices=[(MESSAGES, "Messages"), (PEOPLE, "People & Rooms")], required=False
+    )
+
+    def clean_scope(self) -> str:
+        return self.cleaned_data["scope"] or self.MESSAGES

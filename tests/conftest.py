@@ -99,3 +99,13 @@ def open_page(browser, daphne_server, transactional_db) -> Iterator[Callable]:
     for context in contexts:
         context.close()
     assert not errors, f"JavaScript errors in the page: {errors}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    # What the server said is most of what a failed browser test can tell.
+    server = item.funcargs.get("daphne_server") if hasattr(item, "funcargs") else None
+    if report.failed and server is not None and item.get_closest_marker("browser"):
+        report.sections.append(("Daphne log (tail)", server.log()))

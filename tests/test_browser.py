@@ -48,6 +48,14 @@ def assert_not_reloaded(page: Page) -> None:
     assert page.evaluate("window.__sameDocument === true"), "the page was reloaded"
 
 
+def message_menu(msg):
+    """Open a message's options menu and return it."""
+    msg.get_by_label("Message options").click()
+    menu = msg.get_by_role("menu")
+    expect(menu).to_be_visible()
+    return menu
+
+
 def sidebar(page: Page):
     return page.get_by_role("navigation", name="Conversations")
 
@@ -84,9 +92,13 @@ def test_new_room_and_formatted_message_reach_the_other_person_live(open_page, a
     send(bob_page, "Helo alice")
     reply = message(bob_page, "Helo alice")
     expect(message(alice_page, "Helo alice")).to_be_visible()
-    # Only your own messages offer Edit.
-    expect(message(bob_page, "from alice").get_by_role("button", name="Edit")).to_be_hidden()
-    reply.get_by_role("button", name="Edit").click()
+    # Only your own messages offer Edit and Delete.
+    theirs = message_menu(message(bob_page, "from alice"))
+    expect(theirs.get_by_role("menuitem", name="Mark as Unread")).to_be_visible()
+    expect(theirs.get_by_role("menuitem", name="Edit")).to_be_hidden()
+    expect(theirs.get_by_role("menuitem", name="Delete")).to_be_hidden()
+    message(bob_page, "from alice").get_by_label("Message options").click()
+    message_menu(reply).get_by_role("menuitem", name="Edit").click()
     reply.get_by_role("textbox", name="Edit message").fill("Hello alice")
     reply.get_by_role("button", name="Save").click()
 
@@ -155,7 +167,7 @@ def test_deleted_message_shows_placeholder_to_the_other_person_live(open_page, r
     expect(message(alice_page, "wrong room")).to_be_visible()
 
     bob_page.once("dialog", lambda dialog: dialog.accept())
-    message(bob_page, "wrong room").get_by_role("button", name="Delete").click()
+    message_menu(message(bob_page, "wrong room")).get_by_role("menuitem", name="Delete").click()
 
     for page in (alice_page, bob_page):
         expect(timeline(page)).to_have_count(1)
