@@ -33,9 +33,27 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"skipped on CI, which counts as a failure: {report.longrepr}"
 
 
+# Tests send far faster than people; rate-limit tests lower these again for themselves.
+GENEROUS_RATE_LIMITS = {
+    "RATE_LIMIT_SEND": "100000",
+    "RATE_LIMIT_CREATE_ROOM": "100000",
+    "RATE_LIMIT_INVITE": "100000",
+    "RATE_LIMIT_REPORT": "100000",
+    "RATE_LIMIT_LOGIN_FAILURES": "100000",
+    "RATE_LIMIT_UPLOAD": "100000",
+}
+
+
 @pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = FAST_HASHERS
+
+
+@pytest.fixture(autouse=True)
+def generous_rate_limits(settings):
+    settings.RATE_LIMITS = {
+        scope: (100_000, period) for scope, (_, period) in settings.RATE_LIMITS.items()
+    }
 
 
 def make_person(username: str, name: str) -> User:
@@ -107,7 +125,11 @@ def daphne_server(test_database_url):
     """One Daphne process on the test database, shared by the browser tests."""
     from tests.live import DaphneServer
 
-    env = {"DATABASE_URL": test_database_url, "PASSWORD_HASHERS": ",".join(FAST_HASHERS)}
+    env = {
+        "DATABASE_URL": test_database_url,
+        "PASSWORD_HASHERS": ",".join(FAST_HASHERS),
+        **GENEROUS_RATE_LIMITS,
+    }
     with DaphneServer(env=env) as server:
         yield server
 

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from messages_site.middleware import text_response
+from moderation import ratelimit
 from rooms.forms import PersonForm
 from rooms.queries import address_book
 from rooms.views import check
@@ -74,3 +76,21 @@ def preferences(request: HttpRequest) -> HttpResponse:
     if "conversation_view" in changes:
         response["HX-Refresh"] = "true"
     return response
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login, refused for a while after repeated failures (per username and per IP)."""
+
+    template_name = "accounts/login.html"
+    redirect_authenticated_user = True
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        username = request.POST.get("username", "")[:150].lower()
+        ip = ratelimit.client_ip(request)
+        ratelimit.check("login_failure", ip=ip, peek=True)
+        ratelimit.check_key("login_failure", f"name:{username}", peek=True)
+        response = super().post(request, *args, **kwargs)
+        if response.status_code == 200:  # the form came back: wrong username or password
+            ratelimit.check("login_failure", ip=ip)
+            ratelimit.check_key("login_failure", f"name:{username}")
+        return response

@@ -96,6 +96,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "rooms.context_processors.live_cursor",
                 "rooms.context_processors.sidebar",
+                "rooms.context_processors.safety",
             ],
         },
     }
@@ -280,3 +281,14 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 6 * 3600.0,
     },
 }
+
+# Rate limits: scope -> (attempts, seconds) per person; per IP address it is FACTOR times more.
+RATE_LIMITS = {
+    "send": (env_int("RATE_LIMIT_SEND", 30), 10),
+    "create_room": (env_int("RATE_LIMIT_CREATE_ROOM", 20), 3600),
+    "invite": (env_int("RATE_LIMIT_INVITE", 60), 600),
+    "report": (env_int("RATE_LIMIT_REPORT", 20), 3600),
+    "login_failure": (env_int("RATE_LIMIT_LOGIN_FAILURES", 10), 900),
+    "upload": (env_int("RATE_LIMIT_UPLOAD", 60), 600),
+}
+RATE_LIMIT_IP_FACTOR = env_int("RATE_LIMIT_IP_FACTOR", 5)

@@ -25,13 +25,14 @@ from notifications import dispatch as notifications_dispatch
 from . import events
 from .formatting import MAX_MESSAGE_LENGTH, render_message
 from .fragments import message_html, room_item_html
-from .models import Gif, Membership, Mention, Message, Reaction, Role, Room, RoomKind
+from .models import Gif, Membership, Mention, Message, MessageKind, Reaction, Role, Room, RoomKind
 from .queries import (
     access_membership,
     direct_key,
     in_address_book,
     member_ids,
     mentionable,
+    recipient_ids,
     room_for_event,
     unread_counts,
 )
@@ -101,7 +102,7 @@ def _publish_message(message: Message, kind: str, *, list_changed: bool) -> None
         "room_html": room_html,
         "ts": events.now_ts(),
     }
-    events.publish_on_commit(event, user_ids=member_ids(message.room))
+    events.publish_on_commit(event, user_ids=recipient_ids(message.room))
 
 
 @transaction.atomic
@@ -242,14 +243,35 @@ def do_set_role(actor: User, *, room: Room, user: User, role: Role) -> None:
 
 @transaction.atomic
 def do_send_message(
-    sender: User, *, room: Room, body: str, gif_url: str = "", gif_title: str = ""
+    sender: User,
+    *,
+    room: Room,
+    body: str,
+    gif_url: str = "",
+    gif_title: str = "",
+    kind: MessageKind = MessageKind.USER,
 ) -> Message:
     room = access_membership(sender, room.pk).room
     check_writable(room)
-    body = check_body(body)
+    message = _post(sender, room, check_body(body), kind=kind, gif_url=gif_url, gif_title=gif_title)
+    transaction.on_commit(partial(notifications_dispatch.message_sent, message.pk))
+    return message
+
+
+def _post(
+    sender: User,
+    room: Room,
+    body: str,
+    *,
+    kind: MessageKind,
+    gif_url: str = "",
+    gif_title: str = "",
+) -> Message:
+    """Store and publish a message whose sender and text were already checked."""
     message = Message.objects.create(
         room=room,
         sender=sender,
+        kind=kind,
         body=body,
         body_html=render_message(body, mentions=mentionable(room)),
         gif_url=gif_url,
@@ -262,7 +284,6 @@ def do_send_message(
         last_read_id=Greatest(F("last_read_id"), message.pk)
     )
     _publish_message(message, "message.new", list_changed=True)
-    transaction.on_commit(partial(notifications_dispatch.message_sent, message.pk))
     return message
 
 
@@ -291,7 +312,23 @@ def do_edit_message(editor: User, *, message: Message, body: str) -> Message:
 
 @transaction.atomic
 def do_delete_message(actor: User, *, message: Message) -> Message:
-    message = _lock_own_message(actor, message)
+    return _erase(_lock_own_message(actor, message))
+
+
+@transaction.atomic
+def do_remove_message(staff: User, *, message: Message) -> Message:
+    """Staff take a message down for everyone (a report's "Remove message")."""
+    if not staff.is_staff:
+        raise PermissionDenied("Only staff can remove other people's messages.")
+    message = (
+        Message.objects.select_for_update().select_related("room", "sender").get(pk=message.pk)
+    )
+    if message.is_deleted:
+        return message
+    return _erase(message)
+
+
+def _erase(message: Message) -> Message:
     message.body = ""
     message.body_html = ""
     message.gif_url = ""
@@ -301,6 +338,22 @@ def do_delete_message(actor: User, *, message: Message) -> Message:
     is_last = message.room.last_message_id == message.pk
     _publish_message(message, "message.changed", list_changed=is_last)
     return message
+
+
+@transaction.atomic
+def do_end_contract(actor: User, *, room: Room) -> None:
+    """End a contract room's contract (its owner, or staff reviewing a report)."""
+    if not actor.is_staff:
+        room = access_membership(actor, room.pk, min_role=Role.OWNER).room
+    room = Room.objects.select_for_update().get(pk=room.pk)
+    if room.kind != RoomKind.CONTRACT:
+        raise ValidationError("Only contract rooms have a contract to end.")
+    if not room.contract_active:
+        return
+    room.contract_active = False
+    room.save(update_fields=["contract_active"])
+    _post(actor, room, "The contract was ended.", kind=MessageKind.SYSTEM)
+    _publish_room_updated(room, member_ids(room))
 
 
 def _publish_read_state(membership: Membership) -> None:

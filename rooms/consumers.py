@@ -134,5 +134,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def send_error(self, text: str) -> None:
         await self.send(text_data=json.dumps({"type": "error", "error": text}))
 
+    async def session_close(self, message: dict) -> None:
+        await self.send(text_data='{"type":"session.ended"}')
+        await self.close(code=4403)
+
     async def live_frame(self, message: dict) -> None:
         await self.send(text_data=message["frame"])

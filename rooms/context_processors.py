@@ -6,6 +6,8 @@ from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
 from accounts.models import ConversationView
+from moderation.models import Warning
+from moderation.queries import blocked_by
 
 from .queries import categorized, room_list
 
@@ -39,3 +41,24 @@ def sidebar(request: HttpRequest) -> dict:
     if not request.user.is_authenticated:
         return {}
     return {"sidebar": SimpleLazyObject(lambda: Sidebar(request.user))}
+
+
+class Safety:
+    """Who the viewer blocked (their messages collapse) and unseen staff warnings."""
+
+    def __init__(self, user) -> None:
+        self.user = user
+
+    @cached_property
+    def blocked_ids(self) -> list[int]:
+        return blocked_by(self.user.pk)
+
+    @cached_property
+    def warnings(self):
+        return list(Warning.objects.filter(user=self.user, seen__isnull=True)[:3])
+
+
+def safety(request: HttpRequest) -> dict:
+    if not request.user.is_authenticated:
+        return {}
+    return {"safety": SimpleLazyObject(lambda: Safety(request.user))}

@@ -63,6 +63,12 @@ class PresenceEvent(TypedDict):
     state: str
 
 
+class NoticeEvent(TypedDict):
+    type: Literal["notice"]
+    text: str
+    ts: float
+
+
 class MembershipEvent(TypedDict):
     type: Literal["membership.changed"]
     room: int
@@ -79,6 +85,7 @@ Event = (
     | MembershipEvent
     | TypingEvent
     | PresenceEvent
+    | NoticeEvent
 )
 
 
@@ -113,3 +120,14 @@ async def fan_out(frame: str, user_ids: list[int]) -> None:
     layer = get_channel_layer()
     message = {"type": "live.frame", "frame": frame}
     await asyncio.gather(*(layer.group_send(user_group(uid), message) for uid in user_ids))
+
+
+def close_sockets_on_commit(user_id: int) -> None:
+    """Close every open tab of the user once the transaction commits (a suspension)."""
+
+    def close() -> None:
+        layer = get_channel_layer()
+        if layer is not None:
+            async_to_sync(layer.group_send)(user_group(user_id), {"type": "session.close"})
+
+    transaction.on_commit(close)

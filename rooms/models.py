@@ -19,6 +19,14 @@ class Role(models.IntegerChoices):
     OWNER = 3, "Owner"
 
 
+class MessageKind(models.TextChoices):
+    USER = "user", "User"
+    # Posted by Parley itself: call started/ended, contract ended.
+    SYSTEM = "system", "System"
+    # Sent on someone's behalf by a responder; never answered by another responder.
+    AUTOMATIC = "automatic", "Automatic"
+
+
 class Room(models.Model):
     kind = models.CharField(max_length=16, choices=RoomKind.choices)
     title = models.CharField(max_length=200, blank=True)
@@ -84,6 +92,7 @@ class Message(models.Model):
     sender = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="messages_sent"
     )
+    kind = models.CharField(max_length=16, choices=MessageKind.choices, default=MessageKind.USER)
     body = models.TextField()
     body_html = models.TextField()
     created = models.DateTimeField(auto_now_add=True)

@@ -15,6 +15,8 @@ from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from accounts.models import Contact, User
+from moderation.models import Block
+from moderation.queries import blockers_of, direct_rooms_blocked_for, is_direct_room_blocked_for
 
 from . import presence
 from .models import Membership, Message, Role, Room, RoomKind
@@ -26,6 +28,8 @@ def access_membership(user: User, room_id: int, *, min_role: Role = Role.MEMBER)
     )
     if membership is None:
         raise Http404("No such room.")
+    if membership.room.is_direct and is_direct_room_blocked_for(user.pk, membership.room):
+        raise PermissionDenied("This conversation is unavailable.")
     if membership.role < min_role:
         raise PermissionDenied(f"Only a room {Role(min_role).label.lower()} may do that.")
     return membership
@@ -57,6 +61,16 @@ def is_member(user_id: int, room_id: int) -> bool:
 
 def member_ids(room: Room) -> list[int]:
     return member_ids_of_room(room.pk)
+
+
+def recipient_ids(room: Room) -> list[int]:
+    """Who receives a room's live events: its members, less anyone blocked in a direct room."""
+    ids = member_ids(room)
+    if room.is_direct:
+        blocks = Block.objects.filter(blocker_id__in=ids, blocked_id__in=ids)
+        blocked = set(blocks.values_list("blocked_id", flat=True))
+        ids = [uid for uid in ids if uid not in blocked]
+    return ids
 
 
 def member_ids_of_room(room_id: int) -> list[int]:
@@ -114,6 +128,7 @@ def room_list(user: User, *, hidden: bool = False) -> list[Membership]:
     """
     memberships = (
         Membership.objects.filter(user_id=user.pk, hidden=hidden, room__archived__isnull=True)
+        .exclude(room_id__in=direct_rooms_blocked_for(user.pk))
         .select_related("room__last_message__sender")
         .annotate(
             unread=_unread_subquery(user.pk, mentions=False),
@@ -213,7 +228,11 @@ def catch_up(user: User, *, last_id: int, since: datetime | None) -> tuple[list[
     Returns the messages in id order and whether there was more than the replay limit.
     """
     limit = settings.CATCH_UP_LIMIT
-    rooms = Membership.objects.filter(user_id=user.pk).values("room_id")
+    rooms = (
+        Membership.objects.filter(user_id=user.pk)
+        .exclude(room_id__in=direct_rooms_blocked_for(user.pk))
+        .values("room_id")
+    )
     changed = Q(id__gt=last_id)
     if since is not None:
         changed |= Q(changed__gt=since)
@@ -223,12 +242,16 @@ def catch_up(user: User, *, last_id: int, since: datetime | None) -> tuple[list[
 
 
 def address_book(user: User):
-    """People the user shares a room with, plus people they added by hand."""
+    """People the user shares a room with, plus people they added by hand.
+
+    Whoever blocked the user is not in it, so they cannot be invited or messaged.
+    """
     my_rooms = Membership.objects.filter(user_id=user.pk).values("room_id")
     added = Contact.objects.filter(owner_id=user.pk).values("person_id")
     return (
         User.objects.filter(Q(memberships__room_id__in=my_rooms) | Q(pk__in=added), is_active=True)
         .exclude(pk=user.pk)
+        .exclude(pk__in=blockers_of(user.pk))
         .distinct()
         .order_by("display_name", "username")
     )

@@ -9,8 +9,10 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.models import User
 from accounts.queries import find_person
+from moderation import ratelimit
 
 from . import actions, giphy
+from .formatting import emoji_names
 from .forms import (
     AroundForm,
     FlagForm,
@@ -26,7 +28,6 @@ from .forms import (
     SearchForm,
     TitleForm,
 )
-from .formatting import emoji_names
 from .fragments import message_html
 from .models import Gif, Role
 from .queries import (
@@ -95,6 +96,7 @@ def room(request: HttpRequest, room_id: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@ratelimit.limit("send")
 def room_messages(request: HttpRequest, room_id: int) -> HttpResponse:
     membership = access_membership(request.user, room_id)
     if request.method == "POST":
@@ -154,6 +156,7 @@ def message_delete(request: HttpRequest, message_id: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@ratelimit.limit("create_room")
 def room_new(request: HttpRequest) -> HttpResponse:
     form = NewRoomForm(request.POST or None, address_book=address_book(request.user))
     if request.method == "POST" and form.is_valid():
@@ -201,6 +204,7 @@ def room_members_panel(request: HttpRequest, room_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@ratelimit.limit("invite")
 def member_invite(request: HttpRequest, room_id: int) -> HttpResponse:
     membership = access_membership(request.user, room_id)
     person = find_person(check(PersonForm(request.POST))["person"])
@@ -317,6 +321,7 @@ def message_react(request: HttpRequest, message_id: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@ratelimit.limit("send")
 def room_giphy(request: HttpRequest, room_id: int) -> HttpResponse:
     membership = access_membership(request.user, room_id)
     gifs = giphy.provider()

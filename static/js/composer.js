@@ -33,7 +33,12 @@ export function initComposer({ roomId, me, placeMessage, csrfHeaders, sendFrame 
 
   async function send() {
     const text = input.value;
-    if (sending || !text.trim()) return;
+    if (sending) return;
+    if (!text.trim()) {
+      // The server refuses it too; say so here rather than ignore the key press.
+      showError("A message cannot be empty.");
+      return;
+    }
     const giphy = text.trim().match(/^\/giphy\s+(.+)$/s);
     if (giphy) {
       openGiphy(giphy[1].trim());
@@ -42,7 +47,8 @@ export function initComposer({ roomId, me, placeMessage, csrfHeaders, sendFrame 
     sending = true;
     error.hidden = true;
     try {
-      const reply = await post(form.action, new FormData(form));
+      // URL-encoded, as htmx sends the edit form: multipart would turn each line break into CRLF.
+      const reply = await post(form.action, new URLSearchParams(new FormData(form)));
       if (input.value === text) input.value = "";
       placeMessage(reply);
     } catch (failure) {

@@ -213,6 +213,9 @@ const handlers = {
     console.warn("Parley:", frame.error);
   },
   pong() {},
+  notice(frame) {
+    toast(frame.text);
+  },
 };
 
 const typists = new Map();
@@ -248,13 +251,22 @@ function connect() {
   });
   socket.addEventListener("close", (event) => {
     body.dataset.live = "disconnected";
-    if (event.code === 4401) { window.location.reload(); return; }
+    if (event.code === 4401 || event.code === 4403) { window.location.reload(); return; }
     document.getElementById("connection").hidden = false;
     const delay = Math.min(5000, 250 * 2 ** retry) * (0.5 + Math.random() / 2);
     retry += 1;
     setTimeout(connect, delay);
   });
 }
+
+// A menu closes once one of its items is chosen, or on a click elsewhere, as menus do: an open
+// message menu would otherwise stay over the edit box that its Edit item just opened.
+document.addEventListener("click", (event) => {
+  const item = event.target.closest("[role=menuitem]");
+  for (const menu of document.querySelectorAll("details.menu[open]")) {
+    if (!menu.contains(event.target) || (item && menu.contains(item))) menu.open = false;
+  }
+});
 
 // Tests and the reconnect button use this to drop the socket as a network failure would.
 window.parleyLive = { drop: () => socket?.close(), get lastId() { return lastId; } };
@@ -271,6 +283,10 @@ document.addEventListener("DOMContentLoaded", () => {
   }
   const roomId = openRoomId();
   document.getElementById(`room-item-${roomId}`)?.classList.add("active");
+  document.getElementById("messages")?.addEventListener("click", (event) => {
+    const reveal = event.target.closest("[data-reveal]");
+    if (reveal) reveal.closest(".msg").classList.add("revealed");
+  });
   for (const button of document.querySelectorAll("[data-toggle]")) {
     button.addEventListener("click", () => {
       const panel = document.getElementById(button.dataset.toggle);
