@@ -32,7 +32,8 @@ def _count(scope: str, who: str, limit: int, period: int, *, peek: bool = False)
         except ValueError:  # the key expired between add and incr
             cache.set(key, 1, period + 1)
             count = 1
-    if count > limit:
+    # A peek asks "may one more go through?"; a counted attempt asks "was this one too many?".
+    if count > limit or (peek and count >= limit):
         raise RateLimited(int(period - (now % period)) + 1)
 
 
