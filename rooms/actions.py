@@ -23,9 +23,20 @@ from accounts.models import User
 from notifications import dispatch as notifications_dispatch
 
 from . import events
-from .formatting import MAX_MESSAGE_LENGTH, render_message
+from .formatting import MAX_MESSAGE_LENGTH, render_message, render_notepad
 from .fragments import message_html, room_item_html
-from .models import Gif, Membership, Mention, Message, MessageKind, Reaction, Role, Room, RoomKind
+from .models import (
+    Gif,
+    Membership,
+    Note,
+    Mention,
+    Message,
+    MessageKind,
+    Reaction,
+    Role,
+    Room,
+    RoomKind,
+)
 from .queries import (
     access_membership,
     direct_key,
@@ -503,3 +514,37 @@ def do_add_library_gif(*, title: str, keywords: str, data: bytes) -> Gif:
     gif.image.save(f"{slugify(gif.title) or 'gif'}.gif", ContentFile(data), save=False)
     gif.save()
     return gif
+
+
+MAX_NOTE_BYTES = 100 * 1024
+
+
+@transaction.atomic
+def do_save_note(user: User, *, room: Room, body: str, version: int) -> Note:
+    """Save the user's notepad in `room`, if `version` is the one they started from.
+
+    Two tabs editing at once: the second save is refused with a message, never merged silently.
+    """
+    room = access_membership(user, room.pk).room
+    size = len(body.encode())
+    if size > MAX_NOTE_BYTES:
+        raise ValidationError(
+            f"A notepad holds at most 100 KB; this is {size / 1024:.0f} KB. Nothing was saved."
+        )
+    note, _ = Note.objects.select_for_update().get_or_create(room=room, user=user)
+    if note.version != version:
+        raise NoteConflict(note)
+    note.body = body
+    note.body_html = render_notepad(body)
+    note.version += 1
+    note.save()
+    return note
+
+
+class NoteConflict(ValidationError):
+    def __init__(self, note: Note) -> None:
+        self.note = note
+        super().__init__(
+            "This notepad was changed in another tab. Copy your text, reload the notepad, "
+            "and paste what you need."
+        )

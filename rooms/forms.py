@@ -93,3 +93,9 @@ class SearchForm(forms.Form):
 
     def clean_scope(self) -> str:
         return self.cleaned_data["scope"] or self.MESSAGES
+
+
+class NoteForm(forms.Form):
+    # The action measures the size in bytes and says how big it was.
+    body = forms.CharField(required=False, strip=False)
+    version = forms.IntegerField(min_value=0, max_value=2**31)

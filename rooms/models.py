@@ -126,6 +126,26 @@ class Message(models.Model):
         return [(emoji, len(names), ", ".join(names)) for emoji, names in who.items()]
 
 
+class Note(models.Model):
+    """A person's private notepad in one room: nobody else can read it, staff included."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    body = models.TextField(blank=True)
+    body_html = models.TextField(blank=True)
+    # Bumped by every save; a save based on an older version is refused, not merged.
+    version = models.PositiveIntegerField(default=0)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["room", "user"], name="note_one_per_person_per_room"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Note of {self.user_id} in {self.room_id}"
+
+
 class Mention(models.Model):
     """Someone @mentioned in a message: feeds the separate mention count beside unread."""
 

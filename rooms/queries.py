@@ -19,7 +19,7 @@ from moderation.models import Block
 from moderation.queries import blockers_of, direct_rooms_blocked_for, is_direct_room_blocked_for
 
 from . import presence
-from .models import Membership, Message, Role, Room, RoomKind
+from .models import Membership, Message, Note, Role, Room, RoomKind
 
 
 def access_membership(user: User, room_id: int, *, min_role: Role = Role.MEMBER) -> Membership:
@@ -53,6 +53,21 @@ def access_message(user: User, message_id: int) -> Message:
     if message is None:
         raise Http404("No such message.")
     return message
+
+
+def access_note(user: User, note_id: int) -> Note:
+    """Only the person who wrote a note may read it; for anyone else it does not exist."""
+    note = Note.objects.filter(
+        pk=note_id, user_id=user.pk, room__memberships__user_id=user.pk
+    ).first()
+    if note is None:
+        raise Http404("No such note.")
+    return note
+
+
+def note_for(user: User, room: Room) -> Note:
+    """The user's note in the room, or an unsaved empty one (version 0)."""
+    return Note.objects.filter(room=room, user_id=user.pk).first() or Note(room=room, user=user)
 
 
 def is_member(user_id: int, room_id: int) -> bool:

@@ -9,6 +9,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.models import User
 from accounts.queries import find_person
+from messages_site.middleware import text_response
 from moderation import ratelimit
 
 from . import actions, giphy
@@ -20,6 +21,7 @@ from .forms import (
     GifQueryForm,
     MessageForm,
     NewRoomForm,
+    NoteForm,
     PageForm,
     PersonForm,
     ReactionForm,
@@ -33,11 +35,13 @@ from .models import Gif, Role
 from .queries import (
     access_membership,
     access_message,
+    access_note,
     address_book,
     archived_rooms,
     messages_after,
     messages_around,
     messages_before,
+    note_for,
     room_list,
     room_members,
 )
@@ -408,3 +412,29 @@ def emoji_catalogue(request: HttpRequest) -> HttpResponse:
     response = JsonResponse(emoji_names(), safe=False)
     response["Cache-Control"] = "private, max-age=86400"
     return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def notepad(request: HttpRequest, room_id: int) -> HttpResponse:
+    membership = access_membership(request.user, room_id)
+    if request.method == "POST":
+        data = check(NoteForm(request.POST))
+        try:
+            note = actions.do_save_note(
+                request.user, room=membership.room, body=data["body"], version=data["version"]
+            )
+        except actions.NoteConflict as conflict:
+            return text_response(conflict.messages[0], status=409)
+        return JsonResponse(
+            {"version": note.version, "html": note.body_html, "saved": note.updated.isoformat()}
+        )
+    note = note_for(request.user, membership.room)
+    return render(request, "rooms/notepad.html#panel", {"note": note, "room": membership.room})
+
+
+@login_required
+@require_GET
+def note_show(request: HttpRequest, note_id: int) -> HttpResponse:
+    note = access_note(request.user, note_id)
+    return render(request, "rooms/notepad.html#preview", {"note": note})

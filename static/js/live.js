@@ -2,6 +2,7 @@
 // and no message shown twice. The server renders every fragment; this file only places them.
 import { initComposer } from "./composer.js";
 import { initShortcuts } from "./shortcuts.js";
+import { initNotepad } from "./notepad.js";
 
 const body = document.body;
 const me = Number(body.dataset.me);
@@ -308,6 +309,10 @@ document.addEventListener("DOMContentLoaded", () => {
       timeline.scrollTop = timeline.scrollHeight - fromBottom;
       fromBottom = null;
     }
+  });
+  document.body.addEventListener("htmx:afterSwap", (event) => {
+    const panel = event.detail.target.querySelector?.("#notepad-panel");
+    if (panel) initNotepad(panel, csrfHeaders);
   });
   document.body.addEventListener("htmx:oobAfterSwap", (event) => localizeTimes(event.detail.target));
   document.body.addEventListener("htmx:responseError", (event) => {
