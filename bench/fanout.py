@@ -16,8 +16,10 @@ Options: --clients N (100) --messages M (300) --rate R (20) --servers K (1) --gr
 The database must exist (`psql -h 127.0.0.1 -U postgres -c 'create database parley_bench'`);
 the script migrates it, adds its own people and room, and deletes them afterwards. With no
 DATABASE_URL it uses a throw-away SQLite file; with no REDIS_URL, Channels' in-memory layer,
-which only works for one server process. Sockets connect before the clock starts, and sending
-waits until connecting has stopped producing frames. Only loopback traffic.
+which only works for one server process. The servers get RATE_LIMIT_SEND=1000000 (unless set):
+one sender posts faster than the per-person limit allows. Sockets connect before the clock
+starts, and sending waits until connecting has stopped producing frames and the servers are
+idle. Only loopback traffic.
 """
 
 from __future__ import annotations
@@ -426,6 +428,8 @@ def run(args) -> dict:
         if os.environ.get(key)
     }
     env["LOG_LEVEL"] = "WARNING"
+    # One sender posts far faster than a person may; this measures fan-out, not the flood guard.
+    env["RATE_LIMIT_SEND"] = os.environ.get("RATE_LIMIT_SEND", "1000000")
     try:
         with daphne_servers(args.servers, env) as servers:
             try:

@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from rooms.actions import do_send_message
-from rooms.models import Membership, Mention, Message, Room, RoomKind
+from rooms.models import Membership, Mention, Message, MessageKind, Room, RoomKind
 from rooms.queries import access_membership, member_ids
 
 from . import emails
@@ -46,7 +46,6 @@ from .models import (
 from .queries import (
     active_out_of_office,
     due_time,
-    is_automatic,
     message_email_recipients,
     settings_by_user,
     settings_for,
@@ -147,9 +146,11 @@ def post_auto_replies(message_id: int) -> list[Message]:
         return []
     if message.room.kind not in (RoomKind.DIRECT, RoomKind.CONTRACT):
         return []
+    if message.kind != MessageKind.USER:
+        return []  # never answer an automatic (or system) message: two responders never loop
     others = [uid for uid in member_ids(message.room) if uid != message.sender_id]
     away = active_out_of_office(others)
-    if not away or is_automatic(message.pk):
+    if not away:
         return []
     today = timezone.localdate()
     replies = []
@@ -172,7 +173,9 @@ def _post_auto_reply(away: OutOfOffice, message: Message, today: date) -> Messag
     marker = AutoReply.objects.create(
         responder=away.user, answered=message.sender, room=message.room, day=today
     )
-    reply = do_send_message(away.user, room=message.room, body=away_text(away))
+    reply = do_send_message(
+        away.user, room=message.room, body=away_text(away), kind=MessageKind.AUTOMATIC
+    )
     marker.message = reply
     marker.save(update_fields=["message"])
     return reply

@@ -162,7 +162,10 @@ class OutOfOffice(models.Model):
 
 
 class AutoReply(models.Model):
-    """A message the out-of-office responder posted: marks it automatic, one per day and pair."""
+    """A reply the out-of-office responder posted; its unique key allows one per day and pair.
+
+    The message itself is marked `MessageKind.AUTOMATIC`, so no responder answers it.
+    """
 
     responder = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"

@@ -10,7 +10,7 @@ from django.utils import timezone
 from accounts.models import User
 from rooms.models import Membership, Mention, Message, RoomKind
 
-from .models import AutoReply, Frequency, MutedRoom, NotificationSettings, OutOfOffice, Scope
+from .models import Frequency, MutedRoom, NotificationSettings, OutOfOffice, Scope
 
 
 def settings_for(user: User) -> NotificationSettings:
@@ -101,7 +101,3 @@ def out_of_office_until(user: User) -> date | None:
     """The last day away, while the person's responder is on; None otherwise."""
     row = active_out_of_office([user.pk]).get(user.pk)
     return row.end if row else None
-
-
-def is_automatic(message_id: int) -> bool:
-    return AutoReply.objects.filter(message_id=message_id).exists()

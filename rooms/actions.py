@@ -28,10 +28,10 @@ from .fragments import message_html, room_item_html
 from .models import (
     Gif,
     Membership,
-    Note,
     Mention,
     Message,
     MessageKind,
+    Note,
     Reaction,
     Role,
     Room,

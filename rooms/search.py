@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 from django.db import connection
-from django.db.models import Prefetch, Q
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.html import escape
@@ -240,7 +240,7 @@ def search_messages(user: User, query: str, *, limit: int = RESULT_LIMIT) -> lis
     parsed = parse_query(query)
     rooms = _my_rooms(user)
     sender_ids = _people_named(parsed.people) if parsed.people else None
-    room_ids = _rooms_named(user, rooms, parsed.rooms) if parsed.rooms else list(rooms)
+    room_ids = _rooms_named(rooms, parsed.rooms) if parsed.rooms else list(rooms)
     # No attachments exist yet: has:file is understood and matches nothing until they do.
     if parsed.has_file or not room_ids:
         return []
@@ -260,21 +260,49 @@ def search_messages(user: User, query: str, *, limit: int = RESULT_LIMIT) -> lis
     )
     candidates = BACKENDS[connection.vendor](plan)
     best = rank(candidates, parsed.terms)[:limit]
-    return _results(user, [message_id for message_id, _, _ in best], parsed.terms)
+    return _results(rooms, [message_id for message_id, _, _ in best], parsed.terms)
 
 
-@dataclass(frozen=True)
+@dataclass
 class _MyRoom:
     last_read_id: int
     kind: str
     title: str
+    # For a direct room: the other person, with only the fields that name them.
+    partner: User | None = None
+
+    @property
+    def name(self) -> str:
+        if self.kind != RoomKind.DIRECT:
+            return self.title
+        return self.partner.name if self.partner else "Direct conversation"
+
+    def is_called(self, name: str) -> bool:
+        """in:`name`: a room by its title, a direct room by the other person's names."""
+        if self.partner is not None:
+            return name in (self.partner.username.lower(), self.partner.display_name.lower())
+        return self.kind != RoomKind.DIRECT and self.title.lower() == name
 
 
 def _my_rooms(user: User) -> dict[int, _MyRoom]:
+    """Every room the user is in now, hidden and archived ones too. Two queries at most."""
     rows = Membership.objects.filter(user_id=user.pk).values_list(
         "room_id", "last_read_id", "room__kind", "room__title"
     )
-    return {room_id: _MyRoom(read, kind, title) for room_id, read, kind, title in rows}
+    rooms = {room_id: _MyRoom(read, kind, title) for room_id, read, kind, title in rows}
+    direct = [room_id for room_id, room in rooms.items() if room.kind == RoomKind.DIRECT]
+    partners = (
+        Membership.objects.filter(room_id__in=direct)
+        .exclude(user_id=user.pk)
+        .values_list(
+            "room_id", "user__username", "user__display_name", "user__first_name", "user__last_name"
+        )
+    )
+    for room_id, username, display_name, first_name, last_name in partners:
+        rooms[room_id].partner = User(
+            username=username, display_name=display_name, first_name=first_name, last_name=last_name
+        )
+    return rooms
 
 
 def _people_named(names: list[str]) -> list[int]:
@@ -293,26 +321,11 @@ def _people_named(names: list[str]) -> list[int]:
     return sorted(found)
 
 
-def _rooms_named(user: User, rooms: dict[int, _MyRoom], names: list[str]) -> list[int]:
-    """The user's rooms titled each name, or direct rooms with a person of that name."""
-    direct = [room_id for room_id, room in rooms.items() if room.kind == RoomKind.DIRECT]
-    partners = (
-        Membership.objects.filter(room_id__in=direct)
-        .exclude(user_id=user.pk)
-        .values_list("room_id", "user__username", "user__display_name")
-    )
-    names_of: dict[int, set[str]] = {}
-    for room_id, username, display in partners:
-        names_of.setdefault(room_id, set()).update({username.lower(), display.lower()})
+def _rooms_named(rooms: dict[int, _MyRoom], names: list[str]) -> list[int]:
+    """The user's rooms called each name; raise for a name that is none of them."""
     found: set[int] = set()
     for name in names:
-        key = name.lower()
-        ids = {
-            room_id
-            for room_id, room in rooms.items()
-            if (room.kind != RoomKind.DIRECT and room.title.lower() == key)
-            or key in names_of.get(room_id, ())
-        }
+        ids = {room_id for room_id, room in rooms.items() if room.is_called(name.lower())}
         if not ids:
             raise SearchError(f'No room called "{name}".')
         found |= ids
@@ -338,40 +351,22 @@ def _day_after(day: date) -> datetime | None:
         return None
 
 
-def _results(user: User, ids: list[int], terms: list[Term]) -> list[SearchResult]:
-    direct_members = Prefetch(
-        "room__memberships",
-        queryset=Membership.objects.filter(room__kind=RoomKind.DIRECT).select_related("user"),
-        to_attr="direct_members",
-    )
-    messages = (
-        Message.objects.filter(pk__in=ids, deleted__isnull=True)
-        .select_related("room", "sender")
-        .prefetch_related(direct_members)
+def _results(rooms: dict[int, _MyRoom], ids: list[int], terms: list[Term]) -> list[SearchResult]:
+    messages = Message.objects.filter(pk__in=ids, deleted__isnull=True).select_related(
+        "room", "sender"
     )
     by_id = {message.pk: message for message in messages}
-    results = []
-    for message_id in ids:
-        message = by_id.get(message_id)
-        if message is None:  # deleted since the search ran
-            continue
-        results.append(
-            SearchResult(
-                message=message,
-                room=message.room,
-                sender=message.sender,
-                room_name=_room_name(message.room, user),
-                snippet=snippet(message.body, terms),
-            )
+    return [
+        SearchResult(
+            message=message,
+            room=message.room,
+            sender=message.sender,
+            room_name=rooms[message.room_id].name,
+            snippet=snippet(message.body, terms),
         )
-    return results
-
-
-def _room_name(room: Room, user: User) -> str:
-    if not room.is_direct:
-        return room.title
-    others = [m.user.name for m in room.direct_members if m.user_id != user.pk]
-    return ", ".join(others) or "Direct conversation"
+        for message in (by_id.get(message_id) for message_id in ids)
+        if message is not None  # deleted since the search ran
+    ]
 
 
 # Ranking and highlighting -------------------------------------------------------------------

@@ -49,7 +49,8 @@ def assert_not_reloaded(page: Page) -> None:
 
 
 def message_menu(msg):
-    """Open a message's options menu and return it."""
+    """Open a message's options menu, which shows on hover, and return it."""
+    msg.hover()
     msg.get_by_label("Message options").click()
     menu = msg.get_by_role("menu")
     expect(menu).to_be_visible()

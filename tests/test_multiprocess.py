@@ -21,7 +21,7 @@ import redis
 from websockets.sync.client import ClientConnection, connect
 
 from accounts.models import User
-from conftest import FAST_HASHERS, client_for
+from conftest import FAST_HASHERS, GENEROUS_RATE_LIMITS, client_for
 from rooms.models import Room
 from tests.live import DaphneServer
 
@@ -54,6 +54,7 @@ def servers(test_database_url, redis_url) -> Iterator[tuple[DaphneServer, Daphne
         "REDIS_URL": redis_url,
         "PASSWORD_HASHERS": ",".join(FAST_HASHERS),
         "LOG_LEVEL": "WARNING",
+        **GENEROUS_RATE_LIMITS,
     }
     with DaphneServer(env=env) as server_a, DaphneServer(env=env) as server_b:
         yield server_a, server_b
