@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint format bench chromium clean
+.PHONY: run test lint format bench chromium clean cluster nginx
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,23 @@ run: $(VENV)/.runtime
 	$(PY) manage.py seed_demo
 	@echo "Parley is on http://127.0.0.1:$(PORT)/ — log in as alice, bob, carol or dave."
 	DEBUG=$${DEBUG:-true} $(VENV)/bin/daphne -b 127.0.0.1 -p $(PORT) messages_site.asgi:application
+
+# Two Daphne processes behind nginx on :8000, a Celery worker and beat, on PostgreSQL + Redis.
+CLUSTER_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/parley
+CLUSTER_REDIS_URL ?= redis://127.0.0.1:6379/0
+
+nginx:
+	@command -v nginx >/dev/null 2>&1 || { \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nginx-light; }
+
+cluster: $(VENV)/.runtime nginx
+	mkdir -p var/nginx/logs var/nginx/tmp
+	-psql -q -h 127.0.0.1 -U postgres -c "CREATE DATABASE parley" 2>/dev/null
+	DATABASE_URL=$(CLUSTER_DATABASE_URL) REDIS_URL=$(CLUSTER_REDIS_URL) $(PY) manage.py migrate --noinput
+	DATABASE_URL=$(CLUSTER_DATABASE_URL) REDIS_URL=$(CLUSTER_REDIS_URL) $(PY) manage.py seed_demo
+	@echo "Parley cluster on http://127.0.0.1:8000/ (nginx -> Daphne :8001 and :8002)."
+	DATABASE_URL=$(CLUSTER_DATABASE_URL) REDIS_URL=$(CLUSTER_REDIS_URL) \
+		$(VENV)/bin/honcho -f deploy/Procfile -d . start
 
 test: $(VENV)/.test chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
