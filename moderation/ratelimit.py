@@ -19,22 +19,58 @@ class RateLimited(Exception):
         super().__init__(f"Slow down — try again in {self.retry_after} seconds.")
 
 
-def _count(scope: str, who: str, limit: int, period: int, *, peek: bool = False) -> None:
-    now = time.time()
-    window = int(now // period)
-    key = f"rl:{scope}:{who}:{window}"
-    if peek:
-        count = cache.get(key, 0)
-    else:
+@functools.cache
+def _redis():
+    import redis
+
+    return redis.Redis.from_url(settings.REDIS_URL)
+
+
+def _incr_all(keys: list[str], period: int) -> list[int]:
+    """Count one attempt on each key; with Redis one round trip for all of them."""
+    if settings.REDIS_URL:
+        pipe = _redis().pipeline(transaction=False)
+        for key in keys:
+            pipe.incr(key)
+            pipe.expire(key, period + 1, nx=True)
+        return pipe.execute()[::2]
+    counts = []
+    for key in keys:
         cache.add(key, 0, period + 1)
         try:
-            count = cache.incr(key)
+            counts.append(cache.incr(key))
         except ValueError:  # the key expired between add and incr
             cache.set(key, 1, period + 1)
-            count = 1
-    # A peek asks "may one more go through?"; a counted attempt asks "was this one too many?".
-    if count > limit or (peek and count >= limit):
-        raise RateLimited(int(period - (now % period)) + 1)
+            counts.append(1)
+    return counts
+
+
+def _peek_all(keys: list[str]) -> list[int]:
+    if settings.REDIS_URL:
+        return [int(value or 0) for value in _redis().mget(keys)]
+    found = cache.get_many(keys)
+    return [found.get(key, 0) for key in keys]
+
+
+def _enforce(scope: str, limits: dict[str, int], period: int, *, peek: bool) -> None:
+    now = time.time()
+    window = int(now // period)
+    keys = [f"rl:{scope}:{who}:{window}" for who in limits]
+    counts = _peek_all(keys) if peek else _incr_all(keys, period)
+    for count, limit_ in zip(counts, limits.values(), strict=True):
+        # A peek asks "may one more go through?"; a counted attempt asks "was this one too many?".
+        if count > limit_ or (peek and count >= limit_):
+            raise RateLimited(int(period - (now % period)) + 1)
+
+
+def forget_all() -> None:
+    """Drop every counter (an operator lifting limits, or a test starting clean)."""
+    if settings.REDIS_URL:
+        keys = list(_redis().scan_iter(match="rl:*", count=1000))
+        if keys:
+            _redis().delete(*keys)
+    else:
+        cache.clear()
 
 
 def client_ip(request: HttpRequest) -> str:
@@ -44,17 +80,19 @@ def client_ip(request: HttpRequest) -> str:
 
 def check(scope: str, *, user_id: int | None = None, ip: str | None = None, peek: bool = False):
     """Count one attempt at `scope` (or, with peek, only check); raise RateLimited when over."""
-    limit, period = settings.RATE_LIMITS[scope]
+    limit_, period = settings.RATE_LIMITS[scope]
+    limits = {}
     if user_id is not None:
-        _count(scope, f"u{user_id}", limit, period, peek=peek)
+        limits[f"u{user_id}"] = limit_
     if ip is not None:
-        _count(scope, f"ip{ip}", limit * settings.RATE_LIMIT_IP_FACTOR, period, peek=peek)
+        limits[f"ip{ip}"] = limit_ * settings.RATE_LIMIT_IP_FACTOR
+    _enforce(scope, limits, period, peek=peek)
 
 
 def check_key(scope: str, who: str, *, peek: bool = False) -> None:
     """Like check, for a key of the caller's choosing (a username typed at login)."""
     limit_, period = settings.RATE_LIMITS[scope]
-    _count(scope, who, limit_, period, peek=peek)
+    _enforce(scope, {who: limit_}, period, peek=peek)
 
 
 def limit(scope: str):

@@ -1,20 +1,20 @@
 from __future__ import annotations
 
 import pytest
-from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 
 from conftest import PASSWORD, client_for
+from moderation.ratelimit import forget_all
 from rooms.models import Message
 
 
 @pytest.fixture
 def tight(settings):
-    cache.clear()
+    forget_all()
     settings.RATE_LIMITS = {**settings.RATE_LIMITS, "send": (3, 60), "login_failure": (3, 600)}
     yield settings
-    cache.clear()
+    forget_all()
 
 
 def test_sending_too_fast_gets_429_with_retry(room, bob, tight):
