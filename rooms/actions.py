@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from functools import partial
 
@@ -22,11 +22,13 @@ from django.utils.text import slugify
 from accounts.models import User
 from notifications import dispatch as notifications_dispatch
 
-from . import events
+from . import events, files, links
 from .formatting import MAX_MESSAGE_LENGTH, render_message, render_notepad
 from .fragments import message_html, room_item_html
 from .models import (
+    Attachment,
     Gif,
+    Link,
     Membership,
     Mention,
     Message,
@@ -36,6 +38,8 @@ from .models import (
     Role,
     Room,
     RoomKind,
+    Upload,
+    UploadChunk,
 )
 from .queries import (
     access_membership,
@@ -51,8 +55,12 @@ from .queries import (
 MAX_TITLE_LENGTH = 200
 
 
+def normalize_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def check_body(body: str) -> str:
-    body = body.strip()
+    body = normalize_newlines(body).strip()
     if not body:
         raise ValidationError("A message cannot be empty.")
     if len(body) > MAX_MESSAGE_LENGTH:
@@ -261,10 +269,23 @@ def do_send_message(
     gif_url: str = "",
     gif_title: str = "",
     kind: MessageKind = MessageKind.USER,
+    attachments: Sequence[int] = (),
 ) -> Message:
+    """Post a message; `attachments` are ids of the sender's finished uploads in this room."""
     room = access_membership(sender, room.pk).room
     check_writable(room)
-    message = _post(sender, room, check_body(body), kind=kind, gif_url=gif_url, gif_title=gif_title)
+    to_attach = _check_attachments(sender, room, attachments)
+    # A message of files alone needs no text.
+    body = check_body(body) if body.strip() or not to_attach else ""
+    message = _post(
+        sender,
+        room,
+        body,
+        kind=kind,
+        gif_url=gif_url,
+        gif_title=gif_title,
+        attachments=to_attach,
+    )
     transaction.on_commit(partial(notifications_dispatch.message_sent, message.pk))
     return message
 
@@ -277,6 +298,7 @@ def _post(
     kind: MessageKind,
     gif_url: str = "",
     gif_title: str = "",
+    attachments: Sequence[Attachment] = (),
 ) -> Message:
     """Store and publish a message whose sender and text were already checked."""
     message = Message.objects.create(
@@ -289,6 +311,8 @@ def _post(
         gif_title=gif_title[:200],
     )
     _record_mentions(message)
+    _attach_files(message, attachments)
+    _record_links(message, new=True)
     Room.objects.filter(pk=room.pk).update(last_activity=message.created, last_message=message)
     # Your own message is read by you.
     Membership.objects.filter(room=room, user=sender).update(
@@ -316,6 +340,7 @@ def do_edit_message(editor: User, *, message: Message, body: str) -> Message:
     message.edited = timezone.now()
     message.save(update_fields=["body", "body_html", "edited", "changed"])
     _record_mentions(message)
+    _record_links(message)
     is_last = message.room.last_message_id == message.pk
     _publish_message(message, "message.changed", list_changed=is_last)
     return message
@@ -548,3 +573,290 @@ class NoteConflict(ValidationError):
             "This notepad was changed in another tab. Copy your text, reload the notepad, "
             "and paste what you need."
         )
+
+
+# Files & Links -------------------------------------------------------------------------------
+
+
+def _check_attachments(sender: User, room: Room, ids: Sequence[int]) -> list[Attachment]:
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        return []
+    if len(wanted) > files.MAX_ATTACHMENTS_PER_MESSAGE:
+        raise ValidationError(
+            f"A message can carry at most {files.MAX_ATTACHMENTS_PER_MESSAGE} files."
+        )
+    ready = Attachment.objects.select_for_update().filter(
+        pk__in=wanted,
+        uploader_id=sender.pk,
+        room_id=room.pk,
+        message__isnull=True,
+        deleted__isnull=True,
+    )
+    found = {attachment.pk: attachment for attachment in ready}
+    if len(found) != len(wanted):
+        raise ValidationError(
+            "A file is not ready to send: it is still uploading, was removed, or was sent already."
+        )
+    return [found[pk] for pk in wanted]
+
+
+def _attach_files(message: Message, attachments: Sequence[Attachment]) -> None:
+    if attachments:
+        Attachment.objects.filter(pk__in=[a.pk for a in attachments]).update(message=message)
+
+
+def _record_links(message: Message, *, new: bool = False) -> None:
+    """List the URLs linked in the message for Files & Links (a new message has none yet)."""
+    urls = links.extract_urls(message.body_html)
+    known: set[str] = set()
+    if not new:
+        Link.objects.filter(message=message).exclude(url__in=urls).delete()
+        known = set(Link.objects.filter(message=message).values_list("url", flat=True))
+    fresh = []
+    for url in urls:
+        if url in known:
+            continue
+        cloud = links.cloud_file(url)
+        fresh.append(
+            Link(
+                room_id=message.room_id,
+                message=message,
+                sender_id=message.sender_id,
+                url=url,
+                provider=cloud.provider if cloud else "",
+                title=cloud.title if cloud else "",
+                created=message.edited or message.created,
+            )
+        )
+    if fresh:
+        Link.objects.bulk_create(fresh, ignore_conflicts=True)
+
+
+def do_create_upload(
+    user: User, *, room: Room, name: str, size: int, declared_type: str = ""
+) -> Upload:
+    """Start a chunked upload into `room`; a file over the limit is refused from its size alone."""
+    room = access_membership(user, room.pk).room
+    check_writable(room)
+    name = files.clean_filename(name)
+    files.check_size(name, size)
+    key = files.new_storage_name("files")
+    multipart_id = files.chunk_store().begin(key, size)
+    return Upload.objects.create(
+        room=room,
+        uploader=user,
+        name=name,
+        size=size,
+        declared_type=declared_type[:100],
+        chunk_size=files.chunk_size(),
+        store_key=key,
+        multipart_id=multipart_id,
+    )
+
+
+class _HeadKeeper:
+    """Passes reads through, keeping the first bytes (to sniff the file's type at finish)."""
+
+    def __init__(self, source) -> None:
+        self.source = source
+        self.head = b""
+
+    def read(self, size: int = -1) -> bytes:
+        block = self.source.read(size)
+        if len(self.head) < files.HEAD_BYTES:
+            self.head += block[: files.HEAD_BYTES - len(self.head)]
+        return block
+
+
+def check_chunk(upload: Upload, index: int, length: int) -> None:
+    """Refuse a chunk from its index and declared length, before any of its bytes is read."""
+    if not 0 <= index < upload.chunk_count:
+        raise ValidationError(
+            f"Chunk {index} is beyond the end of {upload.name} "
+            f"({upload.size:,} bytes in {upload.chunk_count} chunks)."
+        )
+    expected = upload.chunk_length(index)
+    if length > expected:
+        raise files.FileTooLarge(
+            f"Chunk {index} of {upload.name} is {length:,} bytes; it must be {expected:,}."
+        )
+    if length != expected:
+        raise ValidationError(
+            f"Chunk {index} of {upload.name} is {length:,} bytes; it must be {expected:,}."
+        )
+
+
+def do_store_chunk(user: User, *, upload: Upload, index: int, source, length: int) -> bool:
+    """Store chunk `index` of the user's upload, read from `source`; False if it was already in.
+
+    The bytes are copied to storage outside any transaction (a database lock is not held for
+    the length of a network copy); the chunk is recorded once they are all there. A chunk sent
+    twice, or after the upload finished, is not written again.
+    """
+    upload = files.access_upload(user, upload.pk)
+    check_chunk(upload, index, length)
+    if upload.attachment_id is not None:
+        return False
+    if UploadChunk.objects.filter(upload=upload, index=index).exists():
+        return False
+    reader = _HeadKeeper(source) if index == 0 else source
+    etag = files.chunk_store().write(upload, index, reader, length)
+    with transaction.atomic():
+        if not Upload.objects.select_for_update().filter(pk=upload.pk).exists():
+            raise ValidationError("This upload was cancelled.")
+        _, created = UploadChunk.objects.get_or_create(
+            upload=upload, index=index, defaults={"etag": etag}
+        )
+        if index == 0 and created:
+            Upload.objects.filter(pk=upload.pk).update(head=reader.head)
+    return created
+
+
+@transaction.atomic
+def do_finish_upload(user: User, *, upload: Upload) -> Attachment:
+    """Put the chunks together into a file ready to send; finishing twice gives the same file."""
+    upload = files.access_upload(user, upload.pk, lock=True)
+    if upload.attachment_id is not None:
+        return Attachment.objects.get(pk=upload.attachment_id)
+    etags = dict(UploadChunk.objects.filter(upload=upload).values_list("index", "etag"))
+    missing = upload.chunk_count - len(etags)
+    if missing:
+        raise ValidationError(
+            f"{missing} of {upload.chunk_count} chunks of {upload.name} have not arrived yet."
+        )
+    stored = files.assemble(upload, etags)
+    attachment = Attachment.objects.create(
+        room_id=upload.room_id,
+        uploader=user,
+        name=upload.name,
+        size=upload.size,
+        content_type=files.sniff(bytes(upload.head)),
+        file=stored,
+    )
+    upload.attachment = attachment
+    upload.save(update_fields=["attachment"])
+    UploadChunk.objects.filter(upload=upload).delete()
+    if attachment.content_type in files.THUMBNAIL_TYPES:
+        transaction.on_commit(partial(_queue_thumbnail, attachment.pk))
+    return attachment
+
+
+def _queue_thumbnail(attachment_id: int) -> None:
+    from .tasks import make_thumbnail
+
+    make_thumbnail.delay(attachment_id)
+
+
+@transaction.atomic
+def do_cancel_upload(user: User, *, upload: Upload) -> None:
+    """Stop an upload and drop what arrived; a finished file not sent yet is removed too."""
+    upload = files.access_upload(user, upload.pk, lock=True)
+    attachment = upload.attachment
+    if attachment is not None:
+        if attachment.message_id is not None:
+            raise ValidationError(
+                f"{attachment.name} was sent already; delete it from Files & Links instead."
+            )
+        names = [attachment.file.name, attachment.thumbnail.name]
+        attachment.delete()
+        transaction.on_commit(partial(files.delete_stored, names))
+    else:
+        transaction.on_commit(partial(files.chunk_store().abort, upload))
+    upload.delete()
+
+
+def do_make_thumbnail(attachment_id: int) -> bool:
+    """Give an image file its thumbnail (a Celery task's work; running it twice is harmless).
+
+    Huge or broken images get none. A message already showing the file is updated live.
+    """
+    attachment = Attachment.objects.filter(pk=attachment_id, deleted__isnull=True).first()
+    if (
+        attachment is None
+        or attachment.thumbnail
+        or attachment.content_type not in files.THUMBNAIL_TYPES
+        or attachment.size > files.THUMBNAIL_MAX_FILE_BYTES
+    ):
+        return False
+    try:
+        with attachment.file.open("rb") as source:
+            thumbnail = files.render_thumbnail(source)
+    except FileNotFoundError:
+        return False
+    if thumbnail is None:
+        return False
+    name = files.save_thumbnail(thumbnail)
+    with transaction.atomic():
+        locked = (
+            Attachment.objects.select_for_update()
+            .filter(pk=attachment_id, deleted__isnull=True, thumbnail="")
+            .first()
+        )
+        if locked is None:
+            transaction.on_commit(partial(files.delete_stored, [name]))
+            return False
+        locked.thumbnail = name
+        locked.width, locked.height = thumbnail.width, thumbnail.height
+        locked.save(update_fields=["thumbnail", "width", "height"])
+        if locked.message_id is not None:
+            _publish_file_change(locked.message_id)
+    return True
+
+
+def _publish_file_change(message_id: int) -> None:
+    Message.objects.filter(pk=message_id).update(changed=timezone.now())
+    message = Message.objects.select_related("room", "sender").get(pk=message_id)
+    _publish_message(message, "message.changed", list_changed=False)
+
+
+@transaction.atomic
+def do_delete_attachment(actor: User, *, attachment: Attachment) -> Attachment:
+    """Delete a shared file (its sharer, or the room's owner or an admin): the bytes leave
+    storage once this commits, and the message says "File deleted" in every open tab."""
+    attachment, membership = files.access_attachment(actor, attachment.pk)
+    if not files.can_delete(actor, attachment, membership):
+        raise PermissionDenied(
+            "Only the person who shared a file, or the room's owner or an admin, can delete it."
+        )
+    locked = Attachment.objects.select_for_update().get(pk=attachment.pk)
+    if locked.is_deleted:
+        return locked
+    names = [locked.file.name, locked.thumbnail.name]
+    locked.deleted = timezone.now()
+    locked.file = ""
+    locked.thumbnail = ""
+    locked.save(update_fields=["deleted", "file", "thumbnail"])
+    transaction.on_commit(partial(files.delete_stored, names))
+    if locked.message_id is not None:
+        _publish_file_change(locked.message_id)
+    return locked
+
+
+def do_purge_stale_files() -> int:
+    """Remove what nobody will use: uploads never finished and files never sent (after
+    UPLOAD_EXPIRY_HOURS), and the bytes of files whose message was deleted. For a schedule."""
+    purged = 0
+    stale = Upload.objects.filter(created__lt=files.expiry_cutoff()).select_related("attachment")
+    for upload in stale:
+        with transaction.atomic():
+            attachment = upload.attachment
+            if attachment is None:
+                transaction.on_commit(partial(files.chunk_store().abort, upload))
+                purged += 1
+            elif attachment.message_id is None:
+                names = [attachment.file.name, attachment.thumbnail.name]
+                attachment.delete()
+                transaction.on_commit(partial(files.delete_stored, names))
+                purged += 1
+            upload.delete()
+    orphaned = Attachment.objects.filter(message__deleted__isnull=False, deleted__isnull=True)
+    for attachment in orphaned:
+        with transaction.atomic():
+            names = [attachment.file.name, attachment.thumbnail.name]
+            Attachment.objects.filter(pk=attachment.pk).update(
+                deleted=timezone.now(), file="", thumbnail=""
+            )
+            transaction.on_commit(partial(files.delete_stored, names))
+            purged += 1
+    return purged

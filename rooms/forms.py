@@ -11,16 +11,26 @@ from .models import Role, RoomKind
 class NewRoomForm(forms.Form):
     kind = forms.ChoiceField(choices=RoomKind.choices, initial=RoomKind.GROUP)
     title = forms.CharField(max_length=200, required=False)
-    members = forms.ModelMultipleChoiceField(queryset=User.objects.none(), required=False)
+    members = forms.ModelMultipleChoiceField(
+        queryset=User.objects.none(), required=False, widget=forms.CheckboxSelectMultiple
+    )
 
     def __init__(self, *args, address_book, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["members"].queryset = address_book
 
 
+class NewlineCharField(forms.CharField):
+    """Counts a line break as one character, however the browser encoded it."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        return value.replace("\r\n", "\n").replace("\r", "\n")
+
+
 class MessageForm(forms.Form):
     # The action trims and checks the length too; this gives the same message before any write.
-    body = forms.CharField(
+    body = NewlineCharField(
         max_length=MAX_MESSAGE_LENGTH,
         strip=True,
         error_messages={
@@ -99,3 +109,38 @@ class NoteForm(forms.Form):
     # The action measures the size in bytes and says how big it was.
     body = forms.CharField(required=False, strip=False)
     version = forms.IntegerField(min_value=0, max_value=2**31)
+
+
+class UploadForm(forms.Form):
+    """A chunked upload to start: the file's name, size and the type the browser declared."""
+
+    # Long or odd names are cleaned and shortened by rooms.files, not refused here.
+    name = forms.CharField(
+        max_length=4096, strip=False, error_messages={"required": "This file has no name."}
+    )
+    size = forms.IntegerField(min_value=0, max_value=2**62)
+    type = forms.CharField(max_length=200, required=False)
+
+
+class AttachmentsForm(forms.Form):
+    """The finished uploads sent with a message; with any, the message may have no text."""
+
+    attachments = forms.Field(required=False, widget=forms.MultipleHiddenInput)
+
+    def clean_attachments(self) -> list[int]:
+        values = self.cleaned_data["attachments"] or []
+        try:
+            ids = [int(value) for value in values]
+        except (TypeError, ValueError):
+            raise forms.ValidationError("Those are not files that can be sent.") from None
+        if len(ids) > 100 or not all(0 < pk <= MAX_ID for pk in ids):
+            raise forms.ValidationError("Those are not files that can be sent.")
+        return ids
+
+
+class FilesPageForm(forms.Form):
+    q = forms.CharField(max_length=200, required=False, strip=True)
+    page = forms.IntegerField(min_value=1, max_value=10_000, required=False)
+
+    def clean_page(self) -> int:
+        return self.cleaned_data["page"] or 1

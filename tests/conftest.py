@@ -109,3 +109,20 @@ def pytest_runtest_makereport(item, call):
     server = item.funcargs.get("daphne_server") if hasattr(item, "funcargs") else None
     if report.failed and server is not None and item.get_closest_marker("browser"):
         report.sections.append(("Daphne log (tail)", server.log()))
+
+
+@pytest.fixture
+def server_media_root(settings, daphne_server):
+    """Make this process store files where the `daphne_server` process reads them.
+
+    Both derive MEDIA_ROOT from the environment (`MEDIA_ROOT`, else `PARLEY_DATA_DIR`/media),
+    and Daphne's environment is this one plus the fixture's; a file stored under any other
+    MEDIA_ROOT (a `tmp_path`, say) would be a 404 from the server. The test deletes the files
+    it stored.
+    """
+    from pathlib import Path
+
+    env = daphne_server.env
+    data_dir = Path(env.get("PARLEY_DATA_DIR") or Path(settings.BASE_DIR) / "var")
+    settings.MEDIA_ROOT = Path(env.get("MEDIA_ROOT") or data_dir / "media").resolve()
+    return settings.MEDIA_ROOT

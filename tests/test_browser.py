@@ -226,7 +226,14 @@ def test_messages_sent_while_reconnecting_arrive_once_in_order(open_page, room, 
     bob_page = open_page(bob, room.get_absolute_url())
 
     remember_this_page(bob_page)
-    bob_page.evaluate("window.parleyLive.drop()")
+    bob_page.evaluate(
+        """() => {
+            window.__liveStates = [];
+            new MutationObserver(() => window.__liveStates.push(document.body.dataset.live))
+                .observe(document.body, { attributeFilter: ["data-live"] });
+            window.parleyLive.drop();
+        }"""
+    )
     for n in (1, 2, 3):
         send(alice_page, f"while you were away {n}")
 
@@ -236,6 +243,7 @@ def test_messages_sent_while_reconnecting_arrive_once_in_order(open_page, room, 
     texts = timeline(bob_page).locator(".msg-body").all_inner_texts()
     assert texts == [f"while you were away {n}" for n in (1, 2, 3)]
     expect(bob_page.locator("#connection")).to_be_hidden()
+    assert bob_page.evaluate("window.__liveStates") == ["disconnected", "connected"]
     assert_not_reloaded(bob_page)
 
 

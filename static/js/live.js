@@ -127,15 +127,30 @@ function refreshSidebar() {
   window.htmx?.ajax("GET", "/rooms/list/", { target: "#room-lists-wrapper", swap: "innerHTML" });
 }
 
+// A fresh list does not know which room is open, and Alt+Up/Down start from that one. After
+// settling: htmx's settle step resets the class that an element with the same id had before.
+body.addEventListener("htmx:afterSettle", (event) => {
+  if (event.detail.target.id === "room-lists-wrapper") {
+    document.getElementById(`room-item-${openRoomId()}`)?.classList.add("active");
+  }
+});
+
 function placeRoomItem(roomId, html, { toTop }) {
   const list = document.getElementById("room-list");
   const old = document.getElementById(`room-item-${roomId}`);
-  if (!old && !list) {
+  if (!old) {
+    // A room not listed here may be new, or hidden or archived for this person: the
+    // fragment is the same for every member, so ask the server for this person's list.
     refreshSidebar();
     return null;
   }
   const { unread, mentions } = old ? counts(old) : { unread: 0, mentions: 0 };
   const item = fragment(html);
+  if (item.hasAttribute("data-archived")) {
+    // Archived rooms leave every list, for every member.
+    old.remove();
+    return null;
+  }
   const home = old ? old.parentElement : list;
   if (old) old.replaceWith(item);
   if (!old || toTop) home.prepend(item);
