@@ -95,7 +95,7 @@ class HttpTab:
         """POST a message through the page endpoint and return its id."""
         status, html = self.request("POST", f"/rooms/{room_id}/messages/", {"body": body})
         if status != 201:
-            raise RuntimeError(f"POST gave {status}: {html[:300]}")
+            raise RuntimeError(f"POST gave {status}: {' '.join(html.split())[:160]}")
         return int(re.search(r'id="msg-(\d+)"', html).group(1))
 
     def close(self) -> None:
@@ -130,14 +130,23 @@ def pids_named(name: str) -> list[int]:
     return found
 
 
-def total_cpu_seconds(pids: Iterable[int]) -> float:
-    total = 0.0
+def cpu_by_pid(pids: Iterable[int]) -> dict[int, float]:
+    """CPU seconds so far of each process that is still there."""
+    found = {}
     for pid in pids:
         try:
-            total += cpu_seconds(pid)
+            found[pid] = cpu_seconds(pid)
         except OSError:
             continue  # it exited
-    return total
+    return found
+
+
+def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds used between two `cpu_by_pid` readings.
+
+    A process that started in between counts whole; one that exited in between is missed.
+    """
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
 def summary_ms(seconds: list[float]) -> dict[str, float | None]:

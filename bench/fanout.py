@@ -46,7 +46,9 @@ from bench.common import (  # noqa: E402
     FAST_HASHERS,
     ROOT,
     HttpTab,
+    cpu_by_pid,
     cpu_seconds,
+    cpu_used,
     daphne_servers,
     machine,
     migrate,
@@ -55,10 +57,10 @@ from bench.common import (  # noqa: E402
     session_keys,
     setup_django,
     summary_ms,
-    total_cpu_seconds,
 )
 
-CONNECT_TIMEOUT = 60.0
+CONNECT_TIMEOUT = 60.0  # one handshake
+CONNECT_BUDGET = 180.0  # all of them
 CONNECT_ATTEMPTS = 4
 CONCURRENT_HANDSHAKES = 10
 SETTLE_LIMIT = 120.0
@@ -134,31 +136,27 @@ class CpuMeter:
 
     def __init__(self, server_pids: list[int]) -> None:
         self.server_pids = server_pids
-        self.redis_pids = pids_named("redis-server")
-        self.postgres_pids = pids_named("postgres")
 
-    def _read(self) -> list[float]:
-        return [
+    def _read(self) -> tuple[float, list[float], dict[int, float], dict[int, float]]:
+        return (
             time.process_time(),
-            *(cpu_seconds(pid) for pid in self.server_pids),
-            total_cpu_seconds(self.redis_pids),
-            total_cpu_seconds(self.postgres_pids),
-        ]
+            [cpu_seconds(pid) for pid in self.server_pids],
+            cpu_by_pid(pids_named("redis-server")),
+            cpu_by_pid(pids_named("postgres")),
+        )
 
     def start(self) -> None:
         self.before = self._read()
 
     def stop(self) -> dict:
-        used = [
-            round(after - before, 3)
-            for before, after in zip(self.before, self._read(), strict=True)
-        ]
+        after = self._read()
+        servers = zip(self.before[1], after[1], strict=True)
         return {
-            "load_generator": used[0],
-            "servers": used[1:-2],
+            "load_generator": round(after[0] - self.before[0], 3),
+            "servers": [round(end - start, 3) for start, end in servers],
             # Every process of that name on the machine, whatever else it was doing.
-            "redis_server": used[-2],
-            "postgres_all": used[-1],
+            "redis_server": round(cpu_used(self.before[2], after[2]), 3),
+            "postgres_all": round(cpu_used(self.before[3], after[3]), 3),
         }
 
 
@@ -212,22 +210,28 @@ def clean_up(cast: Cast) -> None:
         User.objects.filter(username__startswith=f"bench-{cast.run}-").delete()
 
 
-async def open_sockets(servers, sessions: list[str], cookie_name: str) -> tuple[list, int]:
-    """One socket per session, round-robin over the servers; returns them and the retries.
+@dataclass
+class Connected:
+    sockets: list  # the open ones
+    retries: int = 0
+    failures: list[str] = field(default_factory=list)
 
-    A handshake the server drops (Daphne gives up after 5 s when connecting is slow) is
-    retried, so a slow connect phase shows up as retries rather than ending the run.
+
+async def open_sockets(servers, sessions: list[str], cookie_name: str) -> Connected:
+    """One socket per session, round-robin over the servers.
+
+    A handshake the server refuses or drops (Daphne gives up after 5 s when connecting is
+    slow) is retried; one that still fails is reported, and its receiver gets nothing.
     """
     gate = asyncio.Semaphore(CONCURRENT_HANDSHAKES)
-    retries = 0
+    connected = Connected(sockets=[])
 
-    async def open_one(n: int, session: str):
-        nonlocal retries
+    async def open_one(n: int, session: str) -> None:
         server = servers[n % len(servers)]
         for attempt in range(CONNECT_ATTEMPTS):
             try:
                 async with gate:
-                    return await websockets.connect(
+                    socket = await websockets.connect(
                         server.ws_url,
                         origin=server.url,
                         additional_headers={"Cookie": f"{cookie_name}={session}"},
@@ -235,16 +239,22 @@ async def open_sockets(servers, sessions: list[str], cookie_name: str) -> tuple[
                         proxy=None,
                         open_timeout=CONNECT_TIMEOUT,
                     )
-            except (OSError, websockets.InvalidHandshake):
+            except (OSError, TimeoutError, websockets.InvalidHandshake) as error:
                 if attempt == CONNECT_ATTEMPTS - 1:
-                    raise
-                retries += 1
+                    connected.failures.append(repr(error)[:200])
+                    return
+                connected.retries += 1
                 await asyncio.sleep(0.5 * 2**attempt)
+            else:
+                connected.sockets.append(socket)
+                return
 
-    sockets = await asyncio.wait_for(
-        asyncio.gather(*(open_one(n, s) for n, s in enumerate(sessions))), CONNECT_TIMEOUT
-    )
-    return sockets, retries
+    tasks = [asyncio.create_task(open_one(n, s)) for n, s in enumerate(sessions)]
+    _, late = await asyncio.wait(tasks, timeout=CONNECT_BUDGET)
+    for task in late:
+        task.cancel()
+        connected.failures.append(f"not connected within {CONNECT_BUDGET:.0f}s")
+    return connected
 
 
 async def listen(socket, sink: list[tuple[float, str]], tally: list[int]) -> None:
@@ -280,8 +290,9 @@ async def settle(sinks: list[list], server_pids: list[int]) -> int:
 
 async def measure(args, servers, cast: Cast, cookie_name: str) -> dict:
     began = time.monotonic()
-    sockets, connect_retries = await open_sockets(servers, cast.receiver_sessions, cookie_name)
-    connected = time.monotonic()
+    connection = await open_sockets(servers, cast.receiver_sessions, cookie_name)
+    sockets = connection.sockets
+    connected_at = time.monotonic()
     sinks: list[list[tuple[float, str]]] = [[] for _ in sockets]
     tally = [0]
     listeners = [
@@ -290,11 +301,12 @@ async def measure(args, servers, cast: Cast, cookie_name: str) -> dict:
     ]
     server_pids = [server.process.pid for server in servers]
     frames_while_connecting = await settle(sinks, server_pids)
-    settled = time.monotonic()
+    settled_at = time.monotonic()
     tally[0] = 0
+    open_at_start = sum(1 for socket in sockets if socket.close_code is None)
     progress(
-        f"{len(sockets)} sockets connected in {connected - began:.1f}s, quiet after "
-        f"{settled - connected:.1f}s more; sending {args.messages} messages at {args.rate}/s"
+        f"{len(sockets)} sockets connected in {connected_at - began:.1f}s, quiet after "
+        f"{settled_at - connected_at:.1f}s more; sending {args.messages} messages at {args.rate}/s"
     )
 
     sender = Sender(
@@ -304,7 +316,7 @@ async def measure(args, servers, cast: Cast, cookie_name: str) -> dict:
         messages=args.messages,
         rate=args.rate,
     )
-    expected = len(sockets) * args.messages
+    expected = len(cast.receiver_sessions) * args.messages
     cpu = CpuMeter(server_pids)
     cpu.start()
     start_at = time.time() + 1.0  # time for the sender to fetch its CSRF token
@@ -328,13 +340,16 @@ async def measure(args, servers, cast: Cast, cookie_name: str) -> dict:
         **tally_frames(sinks, sender, cast.room_id, expected),
         "messages_sent": sum(1 for s in sent if s.message_id is not None),
         "send_errors": len(sender.errors),
-        "first_send_errors": sender.errors[:3],
+        "send_error_samples": sender.errors[:2] + sender.errors[2:][-1:],
         "achieved_rate": round((len(sent) - 1) / spread, 2) if spread else None,
+        "sockets_open_when_sending_began": open_at_start,
         "sockets_dropped_by_server": dropped,
         "connect": {
-            "seconds": round(connected - began, 2),
-            "retries": connect_retries,
-            "settle_seconds": round(settled - connected, 2),
+            "seconds": round(connected_at - began, 2),
+            "retries": connection.retries,
+            "failed": len(connection.failures),
+            "failure_samples": connection.failures[:2],
+            "settle_seconds": round(settled_at - connected_at, 2),
             "frames_while_settling": frames_while_connecting,
         },
         "cpu_seconds_during_send": cpu_used,

@@ -276,8 +276,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "notifications.tasks.send_due_notifications",
         "schedule": float(env_int("PARLEY_NOTIFY_SWEEP_SECONDS", 30)),
     },
-    "delete-expired-reply-tokens": {
-        "task": "notifications.tasks.delete_expired_reply_tokens",
+    "delete-old-notification-records": {
+        "task": "notifications.tasks.delete_old_records",
         "schedule": 6 * 3600.0,
     },
 }
@@ -292,3 +292,79 @@ RATE_LIMITS = {
     "upload": (env_int("RATE_LIMIT_UPLOAD", 60), 600),
 }
 RATE_LIMIT_IP_FACTOR = env_int("RATE_LIMIT_IP_FACTOR", 5)
+
+# Files & Links: resumable uploads, where files are stored, Dropbox ---------------------------
+
+MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 1024**3)
+# Chunks of a resumable upload: each is held by Daphne while it arrives, so memory bounds them.
+UPLOAD_CHUNK_BYTES = env_int("UPLOAD_CHUNK_BYTES", 8 * 1024**2)
+# Unfinished uploads and files never sent in a message are removed after this long.
+UPLOAD_EXPIRY_HOURS = env_int("UPLOAD_EXPIRY_HOURS", 24)
+# How long a presigned S3 download URL, handed out after the permission check, stays valid.
+FILE_URL_EXPIRES = env_int("FILE_URL_EXPIRES", 60)
+# Images over this many pixels (after JPEG's reduced decoding) get no thumbnail.
+THUMBNAIL_MAX_PIXELS = env_int("THUMBNAIL_MAX_PIXELS", 24_000_000)
+# A download waits while this process has more than this many bytes not yet sent to sockets.
+DOWNLOAD_BACKLOG_BYTES = env_int("DOWNLOAD_BACKLOG_BYTES", 8 * 1024**2)
+# With a key, the attach menu offers Dropbox's Chooser, which shares a Dropbox link.
+DROPBOX_APP_KEY = os.environ.get("DROPBOX_APP_KEY", "")
+
+
+def parse_storage_url(url: str) -> dict:
+    """`file:///path` or `s3://[key:secret@]bucket[/prefix][?endpoint_url=…&region=…]` →
+    a STORAGES entry. Without key and secret, boto3 finds credentials as usual (AWS_* env)."""
+    from urllib.parse import parse_qsl, unquote, urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        return {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": unquote(parts.path)},
+        }
+    if parts.scheme != "s3" or not parts.hostname:
+        raise ImproperlyConfigured(
+            f"STORAGE_URL must look like file:///path or s3://bucket/prefix, not {url!r}"
+        )
+    known = {
+        "endpoint_url": "endpoint_url",
+        "region": "region_name",
+        "addressing_style": "addressing_style",
+        "signature_version": "signature_version",
+        "custom_domain": "custom_domain",
+    }
+    options: dict = {
+        "bucket_name": parts.hostname,
+        "location": parts.path.strip("/"),
+        "file_overwrite": False,
+        "default_acl": None,
+        "querystring_auth": True,
+        "querystring_expire": FILE_URL_EXPIRES,
+        "signature_version": "s3v4",
+    }
+    for key, value in parse_qsl(parts.query):
+        if key not in known:
+            raise ImproperlyConfigured(f"STORAGE_URL has an unknown option {key!r}")
+        options[known[key]] = value
+    if parts.username:
+        options["access_key"] = unquote(parts.username)
+        options["secret_key"] = unquote(parts.password or "")
+    return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}
+
+
+STORAGE_URL = os.environ.get("STORAGE_URL", "")
+# S3 refuses multipart parts under 5 MiB, except the last.
+_MIN_CHUNK = 5 * 1024**2 if STORAGE_URL.startswith("s3:") else 256 * 1024
+if not _MIN_CHUNK <= UPLOAD_CHUNK_BYTES <= 64 * 1024**2:
+    raise ImproperlyConfigured(
+        f"UPLOAD_CHUNK_BYTES must be between {_MIN_CHUNK} and {64 * 1024**2} bytes here"
+    )
+STORAGES = {
+    "default": parse_storage_url(STORAGE_URL)
+    if STORAGE_URL
+    else {"BACKEND": "django.core.files.storage.FileSystemStorage"},  # in MEDIA_ROOT
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+CELERY_BEAT_SCHEDULE["purge-stale-uploads"] = {
+    "task": "rooms.tasks.purge_stale_uploads",
+    "schedule": 3600.0,
+}

@@ -11,8 +11,10 @@ The pipeline, run by Celery tasks (never in a request):
 
 from __future__ import annotations
 
+import io
 import logging
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -21,14 +23,15 @@ from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import get_connection
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F, Prefetch, Q
 from django.db.models.functions import Greatest, Least
 from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import User
+from rooms import actions as rooms_actions
 from rooms.actions import do_send_message
-from rooms.models import Membership, Mention, Message, MessageKind, Room, RoomKind
+from rooms.models import Attachment, Membership, Mention, Message, MessageKind, Room, RoomKind
 from rooms.queries import access_membership, member_ids
 
 from . import emails
@@ -330,7 +333,7 @@ def _plan(batches: list[EmailBatch]) -> tuple[list[Planned], list[EmailBatch]]:
             key not in read_upto
             or not user.is_active
             or not user.email
-            or not pref.wants_message_email()
+            or not pref.wants_message_email(has_files=True)
             or (user.pk, room.pk) in muted
         ):
             skipped.append(batch)
@@ -347,6 +350,7 @@ def _plan(batches: list[EmailBatch]) -> tuple[list[Planned], list[EmailBatch]]:
             if floor < m.pk <= batch.last_message_id
             and m.sender_id != user.pk
             and (not only_mentions or (m.pk, user.pk) in mentions)
+            and pref.wants_message_email(has_files=bool(m.files))
         ]
         if not chosen:
             skipped.append(batch)
@@ -360,9 +364,13 @@ def _load_messages(
 ) -> tuple[list[Message], set[tuple[int, int]]]:
     low = min(b.first_message_id for b in batches)
     high = max(b.last_message_id for b in batches)
+    shared = Prefetch(
+        "attachments", queryset=Attachment.objects.filter(deleted__isnull=True), to_attr="files"
+    )
     messages = list(
         Message.objects.filter(room_id=room_id, pk__gte=low, pk__lte=high, deleted__isnull=True)
         .select_related("sender")
+        .prefetch_related(shared)
         .order_by("-pk")[:MAX_LOADED]
     )
     messages.reverse()
@@ -445,6 +453,13 @@ def delete_expired_reply_tokens() -> int:
     return deleted
 
 
+def delete_old_email_batches(*, days: int = 30) -> int:
+    """Sent batches are only needed while a newer batch of the same room may overlap them."""
+    cutoff = timezone.now() - timedelta(days=days)
+    deleted, _ = EmailBatch.objects.filter(sent__lt=cutoff).delete()
+    return deleted
+
+
 # Event emails ------------------------------------------------------------------------------
 
 
@@ -473,9 +488,33 @@ def send_added_to_room_email(*, room_id: int, user_id: int, by_id: int) -> bool:
 # Reply by email ----------------------------------------------------------------------------
 
 
+def do_attach_email_file(
+    user: User, *, room: Room, name: str, declared_type: str, data: bytes
+) -> Attachment:
+    """A file from an email, stored as the user's finished upload in `room`, ready to send.
+
+    Goes through the same upload actions as the browser, so the same limits and checks hold.
+    """
+    upload = rooms_actions.do_create_upload(
+        user, room=room, name=name, size=len(data), declared_type=declared_type
+    )
+    for index in range(upload.chunk_count):
+        start = index * upload.chunk_size
+        chunk = data[start : start + upload.chunk_length(index)]
+        rooms_actions.do_store_chunk(
+            user, upload=upload, index=index, source=io.BytesIO(chunk), length=len(chunk)
+        )
+    return rooms_actions.do_finish_upload(user, upload=upload)
+
+
 @transaction.atomic
-def do_post_email_reply(token: ReplyToken, *, body: str, email_message_id: str) -> Message:
-    """Post `body` as the token's owner in the token's room (the caller checked the mail)."""
-    message = do_send_message(token.user, room=token.room, body=body)
+def do_post_email_reply(
+    token: ReplyToken, *, body: str, email_message_id: str, attachments: Sequence[int] = ()
+) -> Message:
+    """Post `body` (and finished uploads) as the token's owner in the token's room.
+
+    The caller has checked the mail and the token.
+    """
+    message = do_send_message(token.user, room=token.room, body=body, attachments=list(attachments))
     InboundReply.objects.create(token=token, message=message, email_message_id=email_message_id)
     return message

@@ -6,6 +6,10 @@ It finds the reply token in the recipient address (reply+<token>@PARLEY_REPLY_DO
 anything automatic, oversized, malformed or not allowed, strips quoted history and signatures,
 and posts the rest in the token's room as the token's owner. It never raises and never sends
 mail back: a refusal is logged and returned.
+
+Attached files become room attachments through the same upload actions as the browser; one
+that is refused (too large, say) is named in the posted message instead. Not yet: a token owner
+blocked by the room's other member is refused once blocking exists (issue 7).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from mailparser_reply import EmailReplyParser
 
 from rooms.models import Membership
 
-from .actions import do_post_email_reply
+from .actions import do_attach_email_file, do_post_email_reply
 from .models import InboundReply, ReplyToken
 
 log = logging.getLogger(__name__)
@@ -38,6 +42,8 @@ log = logging.getLogger(__name__)
 REPLY_LANGUAGES = ["en", "de", "fr", "es", "it", "nl", "pt", "sv"]
 AUTOREPLY_HEADERS = ("X-Autoreply", "X-Autorespond", "X-Autoresponder", "X-Autoreply-From")
 AUTOMATIC_PRECEDENCE = {"auto_reply", "bulk", "junk", "list"}
+# Files taken from one email; the rest are left out.
+MAX_FILES = 10
 BOUNCE_SENDERS = re.compile(r"^(mailer-daemon|postmaster)@", re.IGNORECASE)
 
 
@@ -88,29 +94,80 @@ def _receive(
     if not Membership.objects.filter(room_id=token.room_id, user_id=token.user_id).exists():
         return refused("token owner left the room", user=token.user_id, room=token.room_id)
     body = reply_text(mail)
-    if not body:
+    files = attached_files(mail)
+    if not body and not files:
         return refused("empty reply", token=token.pk)
     email_message_id = str(mail.get("Message-ID", "") or "").strip()[:998]
+    too_many = _over_limits(token, email_message_id)
+    if too_many:
+        return refused(too_many, token=token.pk)
+    # Files are stored before the locked transaction, as the browser's uploads are; a mail
+    # refused below leaves unsent uploads that the stale-upload purge removes.
+    attachment_ids, not_attached = _store_files(token, files)
+    if not_attached:
+        body = "\n\n".join([body, "Not attached from the email: " + "; ".join(not_attached)])
     with transaction.atomic():
         # One reply at a time per token, so the rate limit and the duplicate check hold.
         token = (
             ReplyToken.objects.select_for_update().select_related("user", "room").get(pk=token.pk)
         )
-        replies = InboundReply.objects.filter(token=token)
-        if email_message_id and replies.filter(email_message_id=email_message_id).exists():
-            return refused("already posted", token=token.pk)
-        hour_ago = timezone.now() - timedelta(hours=1)
-        if (
-            replies.filter(received__gte=hour_ago).count()
-            >= settings.PARLEY_REPLIES_PER_TOKEN_PER_HOUR
-        ):
-            return refused("too many replies", token=token.pk)
+        too_many = _over_limits(token, email_message_id)
+        if too_many:
+            return refused(too_many, token=token.pk)
         try:
-            message = do_post_email_reply(token, body=body, email_message_id=email_message_id)
+            message = do_post_email_reply(
+                token,
+                body=body.strip(),
+                email_message_id=email_message_id,
+                attachments=attachment_ids,
+            )
         except (ValidationError, PermissionDenied, Http404) as error:
             return refused("not allowed in the room", error=str(error))
     log.info("Inbound email posted as message %s", message.pk)
     return Outcome(True, "posted", message.pk)
+
+
+def _over_limits(token: ReplyToken, email_message_id: str) -> str:
+    replies = InboundReply.objects.filter(token=token)
+    if email_message_id and replies.filter(email_message_id=email_message_id).exists():
+        return "already posted"
+    hour_ago = timezone.now() - timedelta(hours=1)
+    if replies.filter(received__gte=hour_ago).count() >= settings.PARLEY_REPLIES_PER_TOKEN_PER_HOUR:
+        return "too many replies"
+    return ""
+
+
+def attached_files(mail: EmailMessage) -> list[tuple[str, str, bytes]]:
+    """(file name, declared type, bytes) of the files attached to `mail`, at most MAX_FILES.
+
+    Inline images without a file name (signature logos, tracking pixels) are not files.
+    """
+    found = []
+    for part in mail.iter_attachments():
+        name = part.get_filename()
+        if not name or part.get_content_maintype() == "multipart":
+            continue
+        data = part.get_payload(decode=True)
+        if data:
+            found.append((name, part.get_content_type(), data))
+    return found[:MAX_FILES]
+
+
+def _store_files(
+    token: ReplyToken, files: list[tuple[str, str, bytes]]
+) -> tuple[list[int], list[str]]:
+    stored, refused_files = [], []
+    for name, declared_type, data in files:
+        try:
+            attachment = do_attach_email_file(
+                token.user, room=token.room, name=name, declared_type=declared_type, data=data
+            )
+        except (ValidationError, PermissionDenied, Http404) as error:
+            reason = " ".join(getattr(error, "messages", [str(error)]))
+            refused_files.append(f"{name} ({reason})")
+            continue
+        stored.append(attachment.pk)
+    return stored, refused_files
 
 
 def automatic_reason(mail: EmailMessage, envelope_sender: str | None) -> str:

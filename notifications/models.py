@@ -29,7 +29,7 @@ class NotificationSettings(models.Model):
     )
     scope = models.CharField(max_length=16, choices=Scope.choices, default=Scope.ALL)
     email_new_messages = models.BooleanField(default=True)
-    # Kept until attachments exist (no source of "file shared" events yet).
+    # With new messages off, messages that carry files are still emailed.
     email_files_shared = models.BooleanField(default=True)
     email_added_to_room = models.BooleanField(default=True)
     # Kept until moderation reviews reports (no source of "report reviewed" events yet).
@@ -45,8 +45,11 @@ class NotificationSettings(models.Model):
     def __str__(self) -> str:
         return f"Notification settings of {self.user_id}"
 
-    def wants_message_email(self) -> bool:
-        return not self.all_off and self.email_new_messages and self.frequency != Frequency.NEVER
+    def wants_message_email(self, *, has_files: bool = False) -> bool:
+        """Whether a message (one carrying files, with `has_files`) is worth an email."""
+        if self.all_off or self.frequency == Frequency.NEVER:
+            return False
+        return self.email_new_messages or (has_files and self.email_files_shared)
 
     def wants_event_email(self, event: str) -> bool:
         """`event` is one of "added_to_room", "files_shared", "report_reviewed"."""

@@ -72,10 +72,11 @@ def message_email_recipients(message: Message) -> dict[int, str]:
     )
     prefs = settings_by_user([uid for uid in members if uid not in muted])
     is_direct = message.room.kind == RoomKind.DIRECT
+    has_files = message.attachments.filter(deleted__isnull=True).exists()
     mentioned: set[int] | None = None
     wanted = {}
     for uid, pref in prefs.items():
-        if not pref.wants_message_email():
+        if not pref.wants_message_email(has_files=has_files):
             continue
         if pref.scope == Scope.DIRECT_AND_MENTIONS and not is_direct:
             if mentioned is None:

@@ -37,5 +37,5 @@ def member_added(room_id: int, user_id: int, by_id: int) -> None:
 
 
 @shared_task(acks_late=True)
-def delete_expired_reply_tokens() -> int:
-    return actions.delete_expired_reply_tokens()
+def delete_old_records() -> int:
+    return actions.delete_expired_reply_tokens() + actions.delete_old_email_batches()

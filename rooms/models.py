@@ -196,3 +196,133 @@ class Gif(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class Attachment(models.Model):
+    """A file shared in a room: uploaded in chunks (an Upload), then attached to a message."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="attachments")
+    # Empty until the message carrying it is sent; only the uploader sees it meanwhile.
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.CASCADE, related_name="attachments"
+    )
+    uploader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    name = models.CharField(max_length=255)
+    size = models.BigIntegerField()
+    # Sniffed from the first bytes at finish; what the browser declared is never used.
+    content_type = models.CharField(max_length=100)
+    file = models.FileField(max_length=500, blank=True)
+    thumbnail = models.FileField(max_length=500, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    # Set when the sharer or a room admin deletes it: the bytes leave storage, the row stays so
+    # the message can say "File deleted".
+    deleted = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["room", "message"], name="attachment_room_message")]
+
+    def __str__(self) -> str:
+        return f"{self.name} in {self.room_id}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("file_download", args=[self.pk])
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted is not None
+
+    @property
+    def kind(self) -> str:
+        """The family of the file for its icon and preview: image, pdf, video, audio or file."""
+        from .files import kind_of
+
+        return kind_of(self.content_type)
+
+
+class Upload(models.Model):
+    """A file on its way up in chunks; finishing it makes an Attachment."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="+")
+    uploader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    name = models.CharField(max_length=255)
+    size = models.BigIntegerField()
+    declared_type = models.CharField(max_length=100, blank=True)
+    chunk_size = models.PositiveIntegerField()
+    # Where the chunks go until finished: a partial file, an S3 key or a folder of chunk objects.
+    store_key = models.CharField(max_length=500)
+    # The S3 multipart upload id, when storage is S3.
+    multipart_id = models.CharField(max_length=1024, blank=True)
+    # The first bytes of the file, kept when chunk 0 arrives, to sniff the type at finish.
+    head = models.BinaryField(max_length=4096, blank=True, default=b"")
+    attachment = models.OneToOneField(
+        Attachment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"Upload {self.pk} of {self.name}"
+
+    @property
+    def chunk_count(self) -> int:
+        return -(-self.size // self.chunk_size)
+
+    def chunk_length(self, index: int) -> int:
+        return min(self.chunk_size, self.size - index * self.chunk_size)
+
+
+class UploadChunk(models.Model):
+    """One stored chunk of an Upload; a chunk sent twice is stored once."""
+
+    upload = models.ForeignKey(Upload, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    # S3's ETag of the part, needed to complete a multipart upload.
+    etag = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["index"]
+        constraints = [
+            models.UniqueConstraint(fields=["upload", "index"], name="upload_chunk_unique_index"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Chunk {self.index} of upload {self.upload_id}"
+
+
+class CloudProvider(models.TextChoices):
+    DROPBOX = "dropbox", "Dropbox"
+    GOOGLE_DRIVE = "google_drive", "Google Drive"
+    ONEDRIVE = "onedrive", "OneDrive"
+
+
+class Link(models.Model):
+    """A URL shared in a message, for the room's Files & Links panel."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="+")
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="links")
+    sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    url = models.CharField(max_length=2000)
+    # Set for a cloud-drive share link, which the message shows as a file card.
+    provider = models.CharField(max_length=16, choices=CloudProvider.choices, blank=True)
+    # For a cloud-drive link: the file name read from the URL, or what kind of document it is.
+    title = models.CharField(max_length=255, blank=True)
+    created = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["message", "url"], name="link_unique_url_per_message"),
+        ]
+        indexes = [models.Index(fields=["room", "id"], name="link_room_id")]
+
+    def __str__(self) -> str:
+        return self.url

@@ -40,8 +40,10 @@ def access_room(user: User, room_id: int, *, min_role: Role = Role.MEMBER) -> Ro
 
 
 def with_reactions(messages):
-    """Messages ready for the message fragment: sender and reactions loaded."""
-    return messages.select_related("sender").prefetch_related("reactions__user")
+    """Messages ready for the message fragment: sender, reactions, files and links loaded."""
+    return messages.select_related("sender").prefetch_related(
+        "reactions__user", "attachments", "links"
+    )
 
 
 def access_message(user: User, message_id: int) -> Message:

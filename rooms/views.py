@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
@@ -12,10 +14,12 @@ from accounts.queries import find_person
 from messages_site.middleware import text_response
 from moderation import ratelimit
 
-from . import actions, giphy
+from . import actions, files, giphy
 from .formatting import emoji_names
 from .forms import (
     AroundForm,
+    AttachmentsForm,
+    FilesPageForm,
     FlagForm,
     GifChoiceForm,
     GifQueryForm,
@@ -29,9 +33,10 @@ from .forms import (
     RoleForm,
     SearchForm,
     TitleForm,
+    UploadForm,
 )
 from .fragments import message_html
-from .models import Gif, Role
+from .models import Gif, Role, Upload, UploadChunk
 from .queries import (
     access_membership,
     access_message,
@@ -104,8 +109,13 @@ def room(request: HttpRequest, room_id: int) -> HttpResponse:
 def room_messages(request: HttpRequest, room_id: int) -> HttpResponse:
     membership = access_membership(request.user, room_id)
     if request.method == "POST":
-        body = check(MessageForm(request.POST))["body"]
-        message = actions.do_send_message(request.user, room=membership.room, body=body)
+        attachments = check(AttachmentsForm(request.POST))["attachments"]
+        # With files attached the text may be empty; the action checks it either way.
+        form = MessageForm(request.POST)
+        body = request.POST.get("body", "") if attachments else check(form)["body"]
+        message = actions.do_send_message(
+            request.user, room=membership.room, body=body, attachments=attachments
+        )
         return HttpResponse(message_html(message), status=201)
     page = check(PageForm(request.GET))
     if page["after"] is not None:
@@ -438,3 +448,180 @@ def notepad(request: HttpRequest, room_id: int) -> HttpResponse:
 def note_show(request: HttpRequest, note_id: int) -> HttpResponse:
     note = access_note(request.user, note_id)
     return render(request, "rooms/notepad.html#preview", {"note": note})
+
+
+# Files & Links: the chunk API, the panel, previews and downloads -----------------------------
+
+
+def _upload_state(upload: Upload) -> dict:
+    if upload.attachment_id is not None:
+        received = list(range(upload.chunk_count))
+    else:
+        received = list(UploadChunk.objects.filter(upload=upload).values_list("index", flat=True))
+    return {
+        "id": upload.pk,
+        "room": upload.room_id,
+        "name": upload.name,
+        "size": upload.size,
+        "chunk_size": upload.chunk_size,
+        "chunk_count": upload.chunk_count,
+        "received": received,
+        "attachment": upload.attachment_id,
+    }
+
+
+@login_required
+@require_POST
+@ratelimit.limit("upload")
+def upload_create(request: HttpRequest, room_id: int) -> HttpResponse:
+    """Start an upload: name, size and declared type in; the upload's id and chunk size out."""
+    membership = access_membership(request.user, room_id)
+    data = check(UploadForm(request.POST))
+    try:
+        upload = actions.do_create_upload(
+            request.user,
+            room=membership.room,
+            name=data["name"],
+            size=data["size"],
+            declared_type=data["type"],
+        )
+    except files.FileTooLarge as error:
+        return text_response(" ".join(error.messages), status=413)
+    return JsonResponse(_upload_state(upload), status=201)
+
+
+@login_required
+@require_http_methods(["GET", "DELETE"])
+def upload_detail(request: HttpRequest, upload_id: int) -> HttpResponse:
+    """GET: which chunks are stored (to resume). DELETE: cancel the upload."""
+    upload = files.access_upload(request.user, upload_id)
+    if request.method == "DELETE":
+        actions.do_cancel_upload(request.user, upload=upload)
+        return HttpResponse(status=204)
+    return JsonResponse(_upload_state(upload))
+
+
+@login_required
+@require_http_methods(["PUT"])
+def upload_chunk(request: HttpRequest, upload_id: int, index: int) -> HttpResponse:
+    """Store chunk `index`, the raw request body, read as a stream in bounded blocks.
+
+    Its Content-Length is checked against the upload before a byte of it is read.
+    """
+    upload = files.access_upload(request.user, upload_id)
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or "")
+    except ValueError:
+        return text_response("A chunk needs a Content-Length.", status=411)
+    try:
+        actions.check_chunk(upload, index, length)
+    except files.FileTooLarge as error:
+        return text_response(" ".join(error.messages), status=413)
+    stored = actions.do_store_chunk(
+        request.user, upload=upload, index=index, source=request, length=length
+    )
+    return JsonResponse({"index": index, "stored": True, "duplicate": not stored})
+
+
+@login_required
+@require_POST
+def upload_finish(request: HttpRequest, upload_id: int) -> HttpResponse:
+    upload = files.access_upload(request.user, upload_id)
+    attachment = actions.do_finish_upload(request.user, upload=upload)
+    return JsonResponse(
+        {
+            "id": upload.pk,
+            "attachment": attachment.pk,
+            "name": attachment.name,
+            "size": attachment.size,
+            "content_type": attachment.content_type,
+            "kind": attachment.kind,
+        }
+    )
+
+
+def _files_context(request: HttpRequest, room_id: int) -> dict:
+    membership = access_membership(request.user, room_id)
+    query = check(FilesPageForm(request.GET))
+    found, more = files.files_page(room_id, q=query["q"], page=query["page"])
+    return {
+        "membership": membership,
+        "room": membership.room,
+        "files": found,
+        "more_files": more,
+        "next_page": query["page"] + 1,
+        "q": query["q"],
+    }
+
+
+@login_required
+@require_GET
+def room_files(request: HttpRequest, room_id: int) -> HttpResponse:
+    """The Files & Links panel: the newest files and links, with a search box for files."""
+    context = _files_context(request, room_id)
+    context["links"], context["more_links"] = files.links_page(room_id)
+    context["next_links_page"] = 2
+    return render(request, "rooms/files.html#panel", context)
+
+
+@login_required
+@require_GET
+def room_file_list(request: HttpRequest, room_id: int) -> HttpResponse:
+    return render(request, "rooms/files.html#file_items", _files_context(request, room_id))
+
+
+@login_required
+@require_GET
+def room_link_list(request: HttpRequest, room_id: int) -> HttpResponse:
+    membership = access_membership(request.user, room_id)
+    page = check(FilesPageForm(request.GET))["page"]
+    found, more = files.links_page(room_id, page=page)
+    return render(
+        request,
+        "rooms/files.html#link_items",
+        {"room": membership.room, "links": found, "more_links": more, "next_links_page": page + 1},
+    )
+
+
+@login_required
+@require_GET
+def file_preview(request: HttpRequest, file_id: int) -> HttpResponse:
+    attachment, membership = files.access_attachment(request.user, file_id)
+    return render(
+        request,
+        "rooms/files.html#preview",
+        {"file": attachment, "can_delete": files.can_delete(request.user, attachment, membership)},
+    )
+
+
+@login_required
+@require_GET
+def file_download(request: HttpRequest, file_id: int) -> HttpResponse:
+    attachment, _ = files.access_attachment(request.user, file_id)
+    return files.download_response(request, attachment, inline=False)
+
+
+@login_required
+@require_GET
+def file_view(request: HttpRequest, file_id: int) -> HttpResponse:
+    """The file for a preview: inline for images, video, audio and PDF, else a download."""
+    attachment, _ = files.access_attachment(request.user, file_id)
+    return files.download_response(request, attachment, inline=True)
+
+
+@login_required
+@require_GET
+def file_thumbnail(request: HttpRequest, file_id: int) -> HttpResponse:
+    attachment, _ = files.access_attachment(request.user, file_id)
+    return files.thumbnail_response(request, attachment)
+
+
+@login_required
+@require_POST
+def file_delete(request: HttpRequest, file_id: int) -> HttpResponse:
+    attachment, _ = files.access_attachment(request.user, file_id)
+    actions.do_delete_attachment(request.user, attachment=attachment)
+    response = HttpResponse()
+    # The panel and an open preview drop the file; the message updates through the socket.
+    response["HX-Trigger"] = json.dumps({"parley:file-deleted": {"id": attachment.pk}})
+    return response

@@ -158,6 +158,8 @@ def test_socket_reconnecting_to_the_other_server_replays_what_it_missed(
         bob_socket.send(json.dumps({"type": "resume", "last_id": seen}))
         frames = frames_until(bob_socket, lambda f: f["type"] == "resume.done")
 
-    assert [(f["type"], f["id"]) for f in frames[:-1]] == [("message.new", m) for m in missed]
-    assert [f["html"].count("Missed ") for f in frames[:-1]] == [1, 1, 1]
+    # Live news about people (presence, typing) may interleave; the messages may not.
+    replayed = [f for f in frames if f["type"].startswith("message.")]
+    assert [(f["type"], f["id"]) for f in replayed] == [("message.new", m) for m in missed]
+    assert [f"Missed {n}" in f["html"] for n, f in enumerate(replayed, 1)] == [True] * 3
     assert frames[-1] == {"type": "resume.done", "truncated": False}

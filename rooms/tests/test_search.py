@@ -15,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from conftest import befriend
+from rooms import search
 from rooms.actions import (
     do_archive_room,
     do_create_room,
@@ -212,6 +213,7 @@ def test_punctuation_splits_words_the_same_way_everywhere(room, alice, bob):
         '"secret" * "',
         "\\ secret",
         "invoice\x00",
+        "x² 日本語 🙂 ǅ",
     ],
 )
 def test_search_syntax_typed_by_a_user_is_only_words(room, alice, bob, mallory, query):
@@ -439,6 +441,27 @@ def test_search_never_builds_a_tsvector_from_the_body(room, alice, bob):
             "final invoice"
         ]
     assert not any("to_tsvector" in query["sql"] for query in queries.captured_queries)
+
+
+def test_a_word_too_common_for_the_index_is_found_the_same(room, alice, bob, monkeypatch):
+    # PostgreSQL checks a word in over 5% of messages row by row instead of in the GIN index.
+    monkeypatch.setattr(search, "_lexeme_shares", lambda: {"the": 0.6, "plan": 0.3})
+    say(bob, room, "the plan")
+    say(bob, room, "the other plan", at=datetime(2015, 5, 1, tzinfo=UTC))
+    say(bob, room, "a rare plan")
+    assert found(alice, "the plan") == ["the plan", "the other plan"]
+    assert found(alice, '"the plan"') == ["the plan"]
+    assert found(alice, "rare plan") == ["a rare plan"]
+    assert found(alice, "the before:20150501") == ["the other plan"]
+
+
+def test_common_means_in_a_twentieth_of_messages_and_phrases_are_rarer():
+    shares = {"the": 0.6, "to": 0.4, "invoice": 0.01, "today": 0.04, "tomorrow": 0.02}
+    assert search._is_common(Term(("the",)), shares)
+    assert not search._is_common(Term(("invoice",)), shares)
+    assert not search._is_common(Term(("zebra",)), shares)
+    assert search._is_common(Term(("to",), prefix=True), shares)  # to, today, tomorrow
+    assert not search._is_common(Term(("to", "the")), shares)  # 0.6 * 0.4 / 12 = 2%
 
 
 # Ranking and snippets ------------------------------------------------------------------------

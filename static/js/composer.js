@@ -3,6 +3,7 @@
 // A refused message stays in the box: nothing typed is lost.
 import { initMentions } from "./mentions.js";
 import { initEmojiPanel } from "./emoji.js";
+import { attachedIds, clearAttached, uploadsBusy } from "./uploads.js";
 
 export function initComposer({ roomId, me, placeMessage, csrfHeaders, sendFrame }) {
   const form = document.getElementById("composer");
@@ -34,7 +35,11 @@ export function initComposer({ roomId, me, placeMessage, csrfHeaders, sendFrame 
   async function send() {
     const text = input.value;
     if (sending) return;
-    if (!text.trim()) {
+    if (uploadsBusy(form)) {
+      showError("Wait until the files finish uploading, then send.");
+      return;
+    }
+    if (!text.trim() && !attachedIds(form).length) {
       // The server refuses it too; say so here rather than ignore the key press.
       showError("A message cannot be empty.");
       return;
@@ -50,6 +55,7 @@ export function initComposer({ roomId, me, placeMessage, csrfHeaders, sendFrame 
       // URL-encoded, as htmx sends the edit form: multipart would turn each line break into CRLF.
       const reply = await post(form.action, new URLSearchParams(new FormData(form)));
       if (input.value === text) input.value = "";
+      clearAttached(form);
       placeMessage(reply);
     } catch (failure) {
       showError(failure instanceof TypeError

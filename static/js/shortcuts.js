@@ -30,10 +30,11 @@ export function initShortcuts() {
       }
     }
   });
-  for (const opener of document.querySelectorAll("[data-open]")) {
-    opener.addEventListener("click", () => {
-      opener.closest("details")?.removeAttribute("open");
-      document.getElementById(opener.dataset.open)?.showModal();
-    });
-  }
+  // Delegated: the server redraws the room menu (Favorite), and its new buttons must work too.
+  document.addEventListener("click", (event) => {
+    const opener = event.target.closest("[data-open]");
+    if (!opener) return;
+    opener.closest("details")?.removeAttribute("open");
+    document.getElementById(opener.dataset.open)?.showModal();
+  });
 }

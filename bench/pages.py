@@ -1,0 +1,429 @@
+"""Page speed with a full sidebar: the room list and opening a room, for someone in 500 rooms.
+
+Builds a database where "reader" is in 500 rooms (400 group rooms with three other people,
+100 direct rooms) of 200 messages each, unread in 100 of them (1 to 30 unread messages each,
+some @mentioning the reader), with reactions on recent messages. Read pointers are consistent:
+a read room's pointer is its last message, an unread room's sits just before its first unread
+one. A second person, "light", is in 10 of those rooms, to show that the query counts do not
+grow with the number of rooms.
+
+Then, in this process, Django's test Client times each request (server time: the whole request
+handling, middleware and templates included, without a network) and CaptureQueriesContext
+counts its SQL queries:
+
+- room_list: GET /rooms/list/, the conversation list that every page shows;
+- open_room: GET /rooms/<id>/, the full room page (its sidebar included), cycling through all
+  the rooms; opening an unread room marks it read, so its pointer is put back (untimed) first
+  and every pass sees the same 100 unread rooms.
+
+Prints one JSON object: p50/p95 per page, query counts at 500 and at 10 rooms, the targets
+(room list p95 <= 50 ms with equal query counts; opening a room p95 <= 60 ms) and the machine.
+
+PostgreSQL (the database must exist and have "bench" in its name; a build empties it):
+
+    psql -h 127.0.0.1 -U postgres -c 'create database parley_pages_bench'
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/parley_pages_bench \\
+        .venv/bin/python bench/pages.py
+
+SQLite (var/bench-pages.sqlite3 unless DATABASE_URL says otherwise):
+
+    .venv/bin/python bench/pages.py
+
+Options: --iterations N (timed requests per page, 300), --reuse (keep a database built before).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import ROOT, machine, migrate, setup_django  # noqa: E402
+
+SEED = 20150601
+ROOMS = 500
+DIRECT_ROOMS = 100
+MESSAGES_PER_ROOM = 200
+UNREAD_ROOMS = 100
+PEOPLE = 120
+LIGHT_ROOMS = 10
+READER, LIGHT = "reader", "light"
+TARGETS = {"room_list_p95_ms": 50, "open_room_p95_ms": 60}
+WARMUP = 20
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--iterations", type=int, default=300)
+    parser.add_argument("--reuse", action="store_true", help="keep a database built before")
+    return parser.parse_args()
+
+
+def wipe(vendor: str) -> None:
+    """Empty the benchmark database completely, schema included, then migrate it."""
+    from django.db import connection
+
+    name = str(connection.settings_dict["NAME"])
+    if "bench" not in Path(name).name:
+        raise SystemExit(f"Refusing to replace {name!r}: a benchmark database's name has 'bench'.")
+    if vendor == "sqlite":
+        connection.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{name}{suffix}").unlink(missing_ok=True)
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP SCHEMA public CASCADE")
+            cursor.execute("CREATE SCHEMA public")
+    migrate()
+
+
+def built() -> bool:
+    from django.db.utils import DatabaseError
+
+    from rooms.models import Message
+
+    try:
+        kinds = list(room_kinds(READER).values())
+        return (
+            len(kinds) == ROOMS
+            and sum(kind.endswith("_unread") for kind in kinds) == UNREAD_ROOMS
+            and len(set(room_kinds(LIGHT).values())) == 4
+            and Message.objects.count() == ROOMS * MESSAGES_PER_ROOM
+        )
+    except DatabaseError:
+        return False
+
+
+def build(vendor: str) -> float:
+    """Fill the database; returns the seconds it took."""
+    from django.contrib.auth.hashers import make_password
+    from django.db import connection, transaction
+
+    from accounts.models import User
+    from rooms.formatting import render_message
+    from rooms.models import Membership, Mention, Message, Reaction, Role, Room, RoomKind
+
+    wipe(vendor)
+    started = time.perf_counter()
+    rng = random.Random(SEED)
+    now = datetime.now(UTC)
+    password = make_password(None)
+    with transaction.atomic():
+        users = User.objects.bulk_create(
+            User(
+                username=name,
+                display_name=name.title(),
+                email=f"{name}@example.com",
+                password=password,
+            )
+            for name in [READER, LIGHT] + [f"person{n}" for n in range(PEOPLE)]
+        )
+        reader, light, people = users[0], users[1], users[2:]
+        rooms = Room.objects.bulk_create(
+            Room(
+                kind=RoomKind.DIRECT if n < DIRECT_ROOMS else RoomKind.GROUP,
+                title="" if n < DIRECT_ROOMS else f"Project {n}",
+                direct_key=f"{reader.pk}:{people[n].pk}" if n < DIRECT_ROOMS else None,
+                last_activity=now,
+            )
+            for n in range(ROOMS)
+        )
+        members: dict[int, list] = {}
+        memberships = []
+        for n, room in enumerate(rooms):
+            others = [people[n]] if n < DIRECT_ROOMS else rng.sample(people, 3)
+            members[room.pk] = others
+            memberships.append(Membership(room=room, user=reader, role=Role.OWNER))
+            memberships += [Membership(room=room, user=p, role=Role.MEMBER) for p in others]
+        Membership.objects.bulk_create(memberships)
+
+        # The same few texts rendered once; ids interleave across rooms as in real traffic.
+        texts = [
+            "Morning! The **draft** is up, comments welcome.",
+            "Can we move the call to 3pm? :coffee:",
+            "Shipped `v2.3` to staging, see https://example.com/notes",
+            "> quoting the brief\nAgreed, let's keep it short.",
+            "Thanks, looks good to me 👍",
+        ]
+        rendered = [(text, render_message(text)) for text in texts]
+        mention_text = f"@{READER} could you look at this?"
+        mention_html = render_message(mention_text, mentions={READER: "Reader"})
+        batch: list[Message] = []
+        for step in range(MESSAGES_PER_ROOM):
+            for room in rooms:
+                sender = reader if step % 7 == 3 else rng.choice(members[room.pk])
+                body, html = rendered[rng.randrange(len(rendered))]
+                batch.append(Message(room=room, sender=sender, body=body, body_html=html))
+            if len(batch) >= 5000:
+                Message.objects.bulk_create(batch)
+                batch = []
+        Message.objects.bulk_create(batch)
+
+        unread_rooms = set(rng.sample([room.pk for room in rooms], UNREAD_ROOMS))
+        # The light person's 10 rooms hold every kind of room the timed person opens.
+        direct_ids = {room.pk for room in rooms[:DIRECT_ROOMS]}
+        all_ids = {room.pk for room in rooms}
+        light_rooms = []
+        for pool, count in (
+            (direct_ids & unread_rooms, 2),
+            (direct_ids - unread_rooms, 2),
+            ((all_ids - direct_ids) & unread_rooms, 3),
+            ((all_ids - direct_ids) - unread_rooms, 3),
+        ):
+            light_rooms += rng.sample(sorted(pool), count)
+        Membership.objects.bulk_create(
+            Membership(room_id=room_id, user=light, role=Role.MEMBER) for room_id in light_rooms
+        )
+        mentions, reactions = [], []
+        order = list(rooms)
+        rng.shuffle(order)  # activity order differs from creation order
+        for rank, room in enumerate(order):
+            ids = list(
+                Message.objects.filter(room=room).order_by("id").values_list("id", "sender_id")
+            )
+            last_id = ids[-1][0]
+            Room.objects.filter(pk=room.pk).update(
+                last_message_id=last_id, last_activity=now - timedelta(minutes=rank)
+            )
+            for message_id, _ in ids[-50:][::5]:
+                reactions.append(
+                    Reaction(message_id=message_id, user=members[room.pk][0], emoji="👍")
+                )
+            pointer = last_id
+            if room.pk in unread_rooms:
+                # Unread from the first message after the pointer: 1 to 30 from other people.
+                from_others = [mid for mid, sender in ids if sender != reader.pk]
+                unread = from_others[-rng.randint(1, 30) :]
+                pointer = unread[0] - 1
+                if rng.random() < 0.3:
+                    mentioned = unread[-1]
+                    Message.objects.filter(pk=mentioned).update(
+                        body=mention_text, body_html=mention_html
+                    )
+                    mentions.append(Mention(message_id=mentioned, user=reader))
+            Membership.objects.filter(room=room, user__in=[reader, light]).update(
+                last_read_id=pointer
+            )
+        Mention.objects.bulk_create(mentions)
+        Reaction.objects.bulk_create(reactions)
+    if vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+    return round(time.perf_counter() - started, 1)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]  # nearest rank
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)
+
+
+class Timings:
+    """Wall-clock and CPU time per request, and the SQL query counts seen."""
+
+    def __init__(self) -> None:
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+        self.queries: set[int] = set()
+
+    def add(self, wall: float, cpu: float, queries: int) -> None:
+        self.wall.append(wall)
+        self.cpu.append(cpu)
+        self.queries.add(queries)
+
+    def figures(self) -> dict:
+        return {
+            "p50_ms": ms(statistics.median(self.wall)),
+            "p95_ms": ms(percentile(self.wall, 0.95)),
+            "max_ms": ms(max(self.wall)),
+            # This process's CPU time: what the request costs, whatever else the machine runs.
+            "cpu_p50_ms": ms(statistics.median(self.cpu)),
+            "cpu_p95_ms": ms(percentile(self.cpu, 0.95)),
+            "requests": len(self.wall),
+            "queries": self.query_count(),
+        }
+
+    def query_count(self) -> int | list[int]:
+        return next(iter(self.queries)) if len(self.queries) == 1 else sorted(self.queries)
+
+
+def measure(client, path: str, timings: Timings | None = None, *, after=None) -> tuple[int, str]:
+    """One GET, timed into `timings`; `after` runs once it is done, untimed and uncounted.
+
+    Returns the number of SQL queries and the page.
+    """
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        cpu, wall = time.process_time(), time.perf_counter()
+        response = client.get(path)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    if after is not None:
+        after()
+    if response.status_code != 200:
+        raise SystemExit(f"GET {path} gave {response.status_code}: {response.content[:300]!r}")
+    if timings is not None:
+        timings.add(wall, cpu, len(captured))
+    return len(captured), response.content.decode()
+
+
+def room_kinds(username: str) -> dict[int, str]:
+    """{room id: "direct_unread", "group_read", ...} for the person's rooms."""
+    from rooms.models import Membership
+
+    memberships = Membership.objects.filter(user__username=username).select_related("room")
+    kinds = {}
+    for m in memberships:
+        state = "unread" if m.last_read_id < m.room.last_message_id else "read"
+        kinds[m.room_id] = f"{m.room.kind}_{state}"
+    return kinds
+
+
+def run(iterations: int) -> dict:
+    from django.test import Client
+
+    from accounts.models import User
+    from rooms.models import Membership
+
+    def client_for(username: str) -> Client:
+        client = Client(HTTP_HOST="localhost")
+        client.force_login(User.objects.get(username=username))
+        return client
+
+    reader, light = client_for(READER), client_for(LIGHT)
+    pointers = dict(
+        Membership.objects.filter(user__username=READER).values_list("room_id", "last_read_id")
+    )
+    light_pointers = list(
+        Membership.objects.filter(user__username=LIGHT).values_list("pk", "last_read_id")
+    )
+    kinds = room_kinds(READER)
+    light_kinds = room_kinds(LIGHT)  # before anything reads them
+    room_ids = sorted(pointers)
+    random.Random(SEED).shuffle(room_ids)  # every kind of room early, whatever the count
+
+    def put_back(room_id: int):
+        # Opening an unread room reads it: put the pointer back, so every pass is the same
+        # (and a later --reuse run starts from the same state)
+        return lambda: Membership.objects.filter(room_id=room_id, user__username=READER).update(
+            last_read_id=pointers[room_id]
+        )
+
+    for _ in range(WARMUP):
+        measure(reader, "/rooms/list/")
+    room_list = Timings()
+    for _ in range(iterations):
+        _, html = measure(reader, "/rooms/list/", room_list)
+    result: dict = {
+        "room_list": room_list.figures()
+        | {
+            "rooms_listed": html.count('class="room-item'),
+            "unread_listed": html.count('class="room-item unread"'),
+        }
+    }
+
+    for room_id in room_ids[:WARMUP]:
+        measure(reader, f"/rooms/{room_id}/", after=put_back(room_id))
+    every, by_kind = Timings(), {kind: Timings() for kind in sorted(set(kinds.values()))}
+    for n in range(iterations):
+        room_id = room_ids[n % len(room_ids)]
+        queries, _ = measure(reader, f"/rooms/{room_id}/", every, after=put_back(room_id))
+        by_kind[kinds[room_id]].add(every.wall[-1], every.cpu[-1], queries)
+    overall = every.figures()
+    del overall["queries"]  # it depends on the kind of room, shown below
+    result["open_room"] = overall | {kind: t.figures() for kind, t in by_kind.items() if t.wall}
+
+    queries, html = measure(light, "/rooms/list/")
+    at_10: dict = {
+        "rooms_listed": html.count('class="room-item'),
+        "unread_listed": html.count('class="room-item unread"'),
+        "room_list_queries": queries,
+        "open_room_queries": {},
+    }
+    for room_id, kind in sorted(light_kinds.items()):
+        if kind not in at_10["open_room_queries"]:
+            at_10["open_room_queries"][kind] = measure(light, f"/rooms/{room_id}/")[0]
+    for pk, last_read_id in light_pointers:
+        Membership.objects.filter(pk=pk).update(last_read_id=last_read_id)
+    result["at_10_rooms"] = at_10
+    return result
+
+
+def calibration_ms() -> float:
+    """Milliseconds for sum(range(10**6)): how fast Python runs here, to compare machines."""
+    best = math.inf
+    for _ in range(5):
+        started = time.perf_counter()
+        sum(range(10**6))
+        best = min(best, time.perf_counter() - started)
+    return ms(best)
+
+
+def main() -> None:
+    args = parse_args()
+    load_before = round(os.getloadavg()[0], 2)
+    os.environ.setdefault("DATABASE_URL", f"sqlite:///{ROOT / 'var' / 'bench-pages.sqlite3'}")
+    setup_django()
+    from django.db import connection
+
+    vendor = connection.vendor
+    build_seconds = None
+    if args.reuse:
+        migrate()
+    reused = args.reuse and built()
+    if not reused:
+        build_seconds = build(vendor)
+    figures = run(args.iterations)
+    at_10 = figures["at_10_rooms"]
+    opened = {
+        kind: figures["open_room"].get(kind, {}).get("queries")
+        for kind in at_10["open_room_queries"]
+    }
+    checks = {
+        "room_list_p95_ok": figures["room_list"]["p95_ms"] <= TARGETS["room_list_p95_ms"],
+        "room_list_same_queries_at_10_and_500": (
+            figures["room_list"]["queries"] == at_10["room_list_queries"]
+        ),
+        "open_room_p95_ok": figures["open_room"]["p95_ms"] <= TARGETS["open_room_p95_ms"],
+        "open_room_same_queries_at_10_and_500": opened == at_10["open_room_queries"],
+    }
+    print(
+        json.dumps(
+            {
+                "benchmark": "pages",
+                "database": vendor,
+                "data": {
+                    "rooms": ROOMS,
+                    "direct_rooms": DIRECT_ROOMS,
+                    "messages_per_room": MESSAGES_PER_ROOM,
+                    "unread_rooms": UNREAD_ROOMS,
+                    "light_user_rooms": LIGHT_ROOMS,
+                    "build_seconds": build_seconds,
+                    "reused": reused,
+                },
+                **figures,
+                "targets": TARGETS,
+                "checks": checks,
+                "machine": machine()
+                | {"load_average_1m_before": load_before, "sum_range_1e6_ms": calibration_ms()},
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
