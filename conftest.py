@@ -135,17 +135,23 @@ def daphne_server(test_database_url):
 
 
 class Inbox:
-    """A channel listening to one person's live group, as their open tab would."""
+    """A channel listening to one person's group and their rooms' groups, as a tab would.
+
+    It does not follow joins and leaves that happen after it starts listening.
+    """
 
     def __init__(self, user: User) -> None:
         from asgiref.sync import async_to_sync
         from channels.layers import get_channel_layer
 
-        from rooms.events import user_group
+        from rooms.events import room_group, user_group
+        from rooms.queries import listening_room_ids
 
         self.layer = get_channel_layer()
         self.channel = async_to_sync(self.layer.new_channel)()
         async_to_sync(self.layer.group_add)(user_group(user.pk), self.channel)
+        for room_id in listening_room_ids(user.pk):
+            async_to_sync(self.layer.group_add)(room_group(room_id), self.channel)
 
     def frames(self, wait: float = 0.3) -> list[dict]:
         import asyncio

@@ -269,9 +269,10 @@ async def listen(socket, sink: list[tuple[float, str]], tally: list[int]) -> Non
 
 
 async def settle(sinks: list[list], server_pids: list[int]) -> int:
-    """Wait until connecting has stopped making work (presence news, say) before sending:
-    no new frame and idle servers for a second. Returns how many frames arrived meanwhile;
-    they are not part of the measurement.
+    """Wait until connecting has stopped making work (presence news, say) before sending.
+
+    Done when a second passes with no new frame and idle servers. Returns how many frames
+    arrived meanwhile; they are not part of the measurement.
     """
     deadline = time.monotonic() + SETTLE_LIMIT
     while time.monotonic() < deadline:

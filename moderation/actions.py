@@ -13,7 +13,7 @@ from rooms.models import Message, RoomKind
 from rooms.queries import access_message
 
 from .models import Block, Decision, Reason, Report, ReportStatus, ReviewAction, Warning
-from .queries import active_contract_between
+from .queries import active_contract_between, direct_room_between
 
 MAX_DESCRIPTION = 2000
 
@@ -122,12 +122,19 @@ def do_block_user(blocker: User, *, blocked: User) -> Block:
             f"(“{contract.title}”). End the contract first, or report a message to Parley staff."
         )
     block, _ = Block.objects.get_or_create(blocker=blocker, blocked=blocked)
+    direct = direct_room_between(blocker.pk, blocked.pk)
+    if direct is not None:
+        # Their open tabs stop receiving the conversation at once.
+        events.control_on_commit(blocked.pk, {"type": "room.leave", "room": direct.pk})
     return block
 
 
 @transaction.atomic
 def do_unblock_user(blocker: User, *, blocked: User) -> None:
-    Block.objects.filter(blocker=blocker, blocked=blocked).delete()
+    deleted, _ = Block.objects.filter(blocker=blocker, blocked=blocked).delete()
+    direct = direct_room_between(blocker.pk, blocked.pk)
+    if deleted and direct is not None:
+        events.control_on_commit(blocked.pk, {"type": "room.join", "room": direct.pk})
 
 
 @transaction.atomic

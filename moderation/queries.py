@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Q
 
-from rooms.models import Membership, Room, RoomKind
+from rooms.models import Membership, Room, RoomKind, direct_key
 
 from .models import Block
 
@@ -50,3 +50,7 @@ def is_direct_room_blocked_for(user_id: int, room: Room) -> bool:
     return Membership.objects.filter(
         Q(room=room) & ~Q(user_id=user_id) & Q(user__blocks_made__blocked_id=user_id)
     ).exists()
+
+
+def direct_room_between(a_id: int, b_id: int) -> Room | None:
+    return Room.objects.filter(direct_key=direct_key(a_id, b_id)).first()

@@ -51,8 +51,8 @@ def due_time(frequency: str, now: datetime) -> datetime:
 def message_email_recipients(message: Message) -> dict[int, str]:
     """{user id: frequency} of the members who want an email about `message`.
 
-    Never the sender, nor a muted room, an inactive person, someone without an address, or
-    someone who has already read it. Blocked senders: filtered once blocking exists (issue 7).
+    Never the sender, nor a muted room, an inactive person, someone without an address,
+    someone who has already read it, or someone who blocked the sender.
     A fixed number of queries whatever the size of the room.
     """
     members = list(
@@ -61,6 +61,7 @@ def message_email_recipients(message: Message) -> dict[int, str]:
         )
         .exclude(user_id=message.sender_id)
         .exclude(user__email="")
+        .exclude(user__blocks_made__blocked_id=message.sender_id)
         .values_list("user_id", flat=True)
     )
     if not members:

@@ -40,14 +40,12 @@ from .models import (
     RoomKind,
     Upload,
     UploadChunk,
+    direct_key,
 )
 from .queries import (
     access_membership,
-    direct_key,
     in_address_book,
-    member_ids,
     mentionable,
-    recipient_ids,
     room_for_event,
     unread_counts,
 )
@@ -99,7 +97,11 @@ def _record_mentions(message: Message) -> None:
         Mention.objects.bulk_create(Mention(message=message, user=p) for p in people)
 
 
-def _publish_room_updated(room: Room, user_ids: Iterable[int]) -> None:
+def _publish_room_updated(room: Room, *, joining: Iterable[int] = ()) -> None:
+    """Update the room's entry in every member's list; `joining` members start listening first.
+
+    Joiners get the entry through their own group: they are not subscribed to the room yet.
+    """
     room = room_for_event(room.pk)
     event: events.RoomEvent = {
         "type": "room.updated",
@@ -107,21 +109,27 @@ def _publish_room_updated(room: Room, user_ids: Iterable[int]) -> None:
         "html": room_item_html(room),
         "ts": events.now_ts(),
     }
-    events.publish_on_commit(event, user_ids=user_ids)
+    joining = list(joining)
+    for user_id in joining:
+        events.control_on_commit(user_id, {"type": "room.join", "room": room.pk})
+    events.publish_on_commit(event, room_id=room.pk)
+    if joining:
+        events.publish_on_commit(event, user_ids=joining)
 
 
 def _publish_message(message: Message, kind: str, *, list_changed: bool) -> None:
     room_html = room_item_html(room_for_event(message.room_id)) if list_changed else ""
+    message.rendered_html = message_html(message)
     event: events.MessageEvent = {
         "type": kind,  # type: ignore[typeddict-item]
         "room": message.room_id,
         "id": message.pk,
         "sender": message.sender_id,
-        "html": message_html(message),
+        "html": message.rendered_html,
         "room_html": room_html,
         "ts": events.now_ts(),
     }
-    events.publish_on_commit(event, user_ids=recipient_ids(message.room))
+    events.publish_on_commit(event, room_id=message.room_id)
 
 
 @transaction.atomic
@@ -169,7 +177,11 @@ def do_create_room(
     Membership.objects.bulk_create(
         Membership(room=room, user=person, role=Role.MEMBER) for person in others.values()
     )
-    _publish_room_updated(room, [owner.pk, *others])
+    _publish_room_updated(room, joining=[owner.pk, *others])
+    for person in others:
+        transaction.on_commit(
+            partial(notifications_dispatch.member_added, room.pk, person, owner.pk)
+        )
     return room
 
 
@@ -184,7 +196,7 @@ def do_rename_room(actor: User, *, room: Room, title: str) -> None:
         raise ValidationError("A direct conversation has no title to change.")
     room.title = check_title(title)
     room.save(update_fields=["title"])
-    _publish_room_updated(room, member_ids(room))
+    _publish_room_updated(room)
 
 
 @transaction.atomic
@@ -197,7 +209,8 @@ def do_invite_member(actor: User, *, room: Room, user: User) -> Membership:
     if not in_address_book(actor, user):
         raise ValidationError(f"{user.name} is not in your address book.")
     membership = Membership.objects.create(room=room, user=user, role=Role.MEMBER)
-    _publish_room_updated(room, member_ids(room))
+    _publish_room_updated(room, joining=[user.pk])
+    transaction.on_commit(partial(notifications_dispatch.member_added, room.pk, user.pk, actor.pk))
     return membership
 
 
@@ -241,8 +254,9 @@ def _after_departure(room: Room, user: User) -> None:
         "room": room.pk,
         "ts": events.now_ts(),
     }
+    events.control_on_commit(user.pk, {"type": "room.leave", "room": room.pk})
     events.publish_on_commit(removed, user_ids=[user.pk])
-    _publish_room_updated(room, member_ids(room))
+    _publish_room_updated(room)
 
 
 @transaction.atomic
@@ -257,7 +271,7 @@ def do_set_role(actor: User, *, room: Room, user: User, role: Role) -> None:
         raise ValidationError("The owner's role cannot be changed.")
     theirs.role = role
     theirs.save(update_fields=["role"])
-    _publish_room_updated(room, member_ids(room))
+    _publish_room_updated(room)
 
 
 @transaction.atomic
@@ -389,7 +403,7 @@ def do_end_contract(actor: User, *, room: Room) -> None:
     room.contract_active = False
     room.save(update_fields=["contract_active"])
     _post(actor, room, "The contract was ended.", kind=MessageKind.SYSTEM)
-    _publish_room_updated(room, member_ids(room))
+    _publish_room_updated(room)
 
 
 def _publish_read_state(membership: Membership) -> None:
@@ -461,7 +475,7 @@ def do_archive_room(actor: User, *, room: Room) -> None:
         return
     room.archived = timezone.now()
     room.save(update_fields=["archived"])
-    _publish_room_updated(room, member_ids(room))
+    _publish_room_updated(room)
 
 
 @transaction.atomic
@@ -471,7 +485,7 @@ def do_unarchive_room(actor: User, *, room: Room) -> None:
         return
     room.archived = None
     room.save(update_fields=["archived"])
-    _publish_room_updated(room, member_ids(room))
+    _publish_room_updated(room)
 
 
 def archive_inactive_rooms(*, inactive_days: int, dry_run: bool = False) -> list[Room]:

@@ -11,9 +11,10 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from . import events, presence
 from .fragments import message_html
-from .queries import catch_up, is_member, member_ids_of_room, people_sharing_rooms_with
+from .queries import catch_up, listening_room_ids
 
-MAX_FRAME_BYTES = 4096
+# Call signalling (SDP offers) needs more than chat frames do.
+MAX_FRAME_BYTES = 64 * 1024
 MAX_ID = 2**63 - 1  # a database bigint
 MAX_TIMESTAMP = 253402300799  # 9999-12-31, the largest a datetime holds
 # Clients send "typing" at most every few seconds; anything faster is dropped here too.
@@ -21,6 +22,8 @@ TYPING_INTERVAL = 2.0
 
 
 class LiveConsumer(AsyncWebsocketConsumer):
+    """Listens to its person's group (their own events) and one group per room they are in."""
+
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
@@ -29,27 +32,43 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.user = user
         self.group = events.user_group(user.pk)
         self.typing_sent: dict[int, float] = {}
+        self.rooms: set[int] = set(await database_sync_to_async(listening_room_ids)(user.pk))
         await self.channel_layer.group_add(self.group, self.channel_name)
+        for room_id in self.rooms:
+            await self.channel_layer.group_add(events.room_group(room_id), self.channel_name)
         await self.accept()
         await self.set_presence("online")
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
+            for room_id in self.rooms:
+                await self.channel_layer.group_discard(
+                    events.room_group(room_id), self.channel_name
+                )
             await self.set_presence(None)
+
+    async def dispatch(self, message: dict) -> None:
+        # The hot path skips Channels' per-message database-connection housekeeping: relaying
+        # a frame touches no database.
+        if message["type"] == "live.frame":
+            await self.live_frame(message)
+        else:
+            await super().dispatch(message)
 
     async def set_presence(self, state: presence.State | None) -> None:
         before, after = await database_sync_to_async(presence.report)(
             self.user.pk, self.channel_name, state
         )
         if before != after:
-            people = await database_sync_to_async(people_sharing_rooms_with)(self.user.pk)
             event: events.PresenceEvent = {"type": "presence", "user": self.user.pk, "state": after}
-            await events.fan_out(events.encode(event), people)
+            frame = events.encode(event)
+            for room_id in self.rooms:
+                await events.fan_out(frame, room_id=room_id, skip_user=self.user.pk)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if text_data is None or len(text_data) > MAX_FRAME_BYTES:
-            await self.send_error("Frames are JSON text of at most 4 KB.")
+            await self.send_error("Frames are JSON text of at most 64 KB.")
             return
         try:
             frame = json.loads(text_data)
@@ -115,21 +134,16 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if now - self.typing_sent.get(room_id, 0.0) < TYPING_INTERVAL:
             return
         self.typing_sent[room_id] = now
-        if not await database_sync_to_async(is_member)(self.user.pk, room_id):
+        if room_id not in self.rooms:
             await self.send_error("No such room.")
             return
-        others = [
-            uid
-            for uid in await database_sync_to_async(member_ids_of_room)(room_id)
-            if uid != self.user.pk
-        ]
         event: events.TypingEvent = {
             "type": "typing",
             "room": room_id,
             "user": self.user.pk,
             "name": self.user.name,
         }
-        await events.fan_out(events.encode(event), others)
+        await events.fan_out(events.encode(event), room_id=room_id, skip_user=self.user.pk)
 
     async def send_error(self, text: str) -> None:
         await self.send(text_data=json.dumps({"type": "error", "error": text}))
@@ -139,4 +153,19 @@ class LiveConsumer(AsyncWebsocketConsumer):
         await self.close(code=4403)
 
     async def live_frame(self, message: dict) -> None:
+        room_id = message.get("room")
+        if room_id is not None and room_id not in self.rooms:
+            return  # left the room a moment ago; the group unsubscription is catching up
+        if message.get("skip_user") == self.user.pk:
+            return
         await self.send(text_data=message["frame"])
+
+    async def room_join(self, message: dict) -> None:
+        self.rooms.add(message["room"])
+        await self.channel_layer.group_add(events.room_group(message["room"]), self.channel_name)
+
+    async def room_leave(self, message: dict) -> None:
+        self.rooms.discard(message["room"])
+        await self.channel_layer.group_discard(
+            events.room_group(message["room"]), self.channel_name
+        )

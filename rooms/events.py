@@ -6,8 +6,8 @@ rendering and encoding cost do not grow with the room's size.
 
 from __future__ import annotations
 
-import asyncio
 import json
+import logging
 import time
 from collections.abc import Iterable
 from typing import Literal, TypedDict
@@ -15,6 +15,8 @@ from typing import Literal, TypedDict
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+
+logger = logging.getLogger(__name__)
 
 
 class MessageEvent(TypedDict):
@@ -101,33 +103,66 @@ def encode(event: Event) -> str:
     return json.dumps(event, separators=(",", ":"))
 
 
-def publish_on_commit(event: Event, *, user_ids: Iterable[int]) -> None:
-    """Send `event` to every open tab of `user_ids` once the current transaction commits."""
+def room_group(room_id: int) -> str:
+    return f"room.{room_id}"
+
+
+def publish_on_commit(
+    event: Event, *, room_id: int | None = None, user_ids: Iterable[int] = ()
+) -> None:
+    """Send `event` once the current transaction commits.
+
+    With `room_id` it goes to the room's group (every open tab of every member, one publish
+    whatever the room's size); with `user_ids` to those people's tabs only.
+    """
     frame = encode(event)
     recipients = sorted(set(user_ids))
-    transaction.on_commit(lambda: send_frame(frame, recipients))
+    transaction.on_commit(
+        lambda: send_frame(frame, room_id=room_id, user_ids=recipients), robust=True
+    )
 
 
-def send_frame(frame: str, user_ids: list[int]) -> None:
+def control_on_commit(user_id: int, control: dict) -> None:
+    """Tell every open tab of one person to change what it listens to (join or leave a room)."""
+    transaction.on_commit(lambda: async_to_sync(_send_control)(user_id, control), robust=True)
+
+
+async def _send_control(user_id: int, control: dict) -> None:
     layer = get_channel_layer()
-    if layer is None or not user_ids:
+    if layer is not None:
+        await layer.group_send(user_group(user_id), control)
+
+
+def send_frame(frame: str, *, room_id: int | None = None, user_ids: list[int] = ()) -> None:
+    """Publish now. Losing a frame is allowed (tabs catch up from the database); failing the
+    request that already committed is not, so errors are logged, never raised."""
+    try:
+        async_to_sync(fan_out)(frame, room_id=room_id, user_ids=list(user_ids))
+    except Exception:
+        logger.exception("Could not publish a live event; tabs will catch up on reconnect")
+
+
+async def fan_out(
+    frame: str,
+    *,
+    room_id: int | None = None,
+    user_ids: list[int] = (),
+    skip_user: int | None = None,
+) -> None:
+    """Publish an encoded frame to a room's group and/or people's groups; `skip_user`'s own
+    tabs drop it (someone's typing is news only to the others)."""
+    layer = get_channel_layer()
+    if layer is None:
         return
-    async_to_sync(fan_out)(frame, user_ids)
-
-
-async def fan_out(frame: str, user_ids: list[int]) -> None:
-    """Send an encoded frame to every open tab of `user_ids`, now (no transaction involved)."""
-    layer = get_channel_layer()
-    message = {"type": "live.frame", "frame": frame}
-    await asyncio.gather(*(layer.group_send(user_group(uid), message) for uid in user_ids))
+    if room_id is not None:
+        message = {"type": "live.frame", "frame": frame, "room": room_id}
+        if skip_user is not None:
+            message["skip_user"] = skip_user
+        await layer.group_send(room_group(room_id), message)
+    for user_id in user_ids:
+        await layer.group_send(user_group(user_id), {"type": "live.frame", "frame": frame})
 
 
 def close_sockets_on_commit(user_id: int) -> None:
     """Close every open tab of the user once the transaction commits (a suspension)."""
-
-    def close() -> None:
-        layer = get_channel_layer()
-        if layer is not None:
-            async_to_sync(layer.group_send)(user_group(user_id), {"type": "session.close"})
-
-    transaction.on_commit(close)
+    control_on_commit(user_id, {"type": "session.close"})

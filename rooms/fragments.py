@@ -8,6 +8,10 @@ from .models import Message, Room
 
 
 def message_html(message: Message) -> str:
+    """The message fragment; the one an action just published is reused, not rendered again."""
+    rendered = getattr(message, "rendered_html", None)
+    if rendered is not None:
+        return rendered
     return render_to_string("rooms/room.html#message", {"message": message})
 
 

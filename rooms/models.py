@@ -19,6 +19,12 @@ class Role(models.IntegerChoices):
     OWNER = 3, "Owner"
 
 
+def direct_key(a: int, b: int) -> str:
+    """The key that makes a pair of people share at most one direct room."""
+    low, high = sorted((a, b))
+    return f"{low}:{high}"
+
+
 class MessageKind(models.TextChoices):
     USER = "user", "User"
     # Posted by Parley itself: call started/ended, contract ended.

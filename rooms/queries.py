@@ -15,7 +15,6 @@ from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from accounts.models import Contact, User
-from moderation.models import Block
 from moderation.queries import blockers_of, direct_rooms_blocked_for, is_direct_room_blocked_for
 
 from . import presence
@@ -72,36 +71,17 @@ def note_for(user: User, room: Room) -> Note:
     return Note.objects.filter(room=room, user_id=user.pk).first() or Note(room=room, user=user)
 
 
-def is_member(user_id: int, room_id: int) -> bool:
-    return Membership.objects.filter(room_id=room_id, user_id=user_id).exists()
-
-
 def member_ids(room: Room) -> list[int]:
-    return member_ids_of_room(room.pk)
+    return list(Membership.objects.filter(room=room).values_list("user_id", flat=True))
 
 
-def recipient_ids(room: Room) -> list[int]:
-    """Who receives a room's live events: its members, less anyone blocked in a direct room."""
-    ids = member_ids(room)
-    if room.is_direct:
-        blocks = Block.objects.filter(blocker_id__in=ids, blocked_id__in=ids)
-        blocked = set(blocks.values_list("blocked_id", flat=True))
-        ids = [uid for uid in ids if uid not in blocked]
-    return ids
-
-
-def member_ids_of_room(room_id: int) -> list[int]:
-    return list(Membership.objects.filter(room_id=room_id).values_list("user_id", flat=True))
-
-
-def people_sharing_rooms_with(user_id: int) -> list[int]:
-    """Everyone who shares a room with the user, the user included (their other tabs)."""
-    rooms = Membership.objects.filter(user_id=user_id).values("room_id")
+def listening_room_ids(user_id: int) -> list[int]:
+    """The rooms whose live events a person's tabs receive: theirs, less direct rooms whose
+    other member blocked them."""
     return list(
-        Membership.objects.filter(room_id__in=rooms)
-        .values_list("user_id", flat=True)
-        .distinct()
-        .order_by()
+        Membership.objects.filter(user_id=user_id)
+        .exclude(room_id__in=direct_rooms_blocked_for(user_id))
+        .values_list("room_id", flat=True)
     )
 
 
@@ -276,8 +256,3 @@ def address_book(user: User):
 
 def in_address_book(user: User, person: User) -> bool:
     return address_book(user).filter(pk=person.pk).exists()
-
-
-def direct_key(a: int, b: int) -> str:
-    low, high = sorted((a, b))
-    return f"{low}:{high}"

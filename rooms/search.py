@@ -260,6 +260,7 @@ def search_messages(user: User, query: str, *, limit: int = RESULT_LIMIT) -> lis
         has_link=parsed.has_link,
         unread_for=user.pk if parsed.unread else None,
         read_up_to=min(rooms[room_id].last_read_id for room_id in room_ids),
+        limit=max(CANDIDATE_LIMIT, limit),
     )
     candidates = BACKENDS[connection.vendor](plan)
     best = rank(candidates, parsed.terms)[:limit]

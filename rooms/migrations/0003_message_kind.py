@@ -4,15 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('rooms', '0002_views_read_state_composer'),
+        ("rooms", "0002_views_read_state_composer"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='message',
-            name='kind',
-            field=models.CharField(choices=[('user', 'User'), ('system', 'System'), ('automatic', 'Automatic')], default='user', max_length=16),
+            model_name="message",
+            name="kind",
+            field=models.CharField(
+                choices=[("user", "User"), ("system", "System"), ("automatic", "Automatic")],
+                default="user",
+                max_length=16,
+            ),
         ),
     ]

@@ -185,7 +185,7 @@ async def test_resume_beyond_the_replay_limit_says_truncated(room, alice, bob, s
         ('{"type": "resume", "last_id": 100000000000000000000000}', "last_id"),
         ('{"type": "resume", "last_id": 1, "since": "yesterday"}', "since"),
         ('{"type": "resume", "last_id": 1, "since": 1e300}', "since"),
-        ("x" * 5000, "4 KB"),
+        ("x" * 70_000, "64 KB"),
     ],
 )
 async def test_malformed_frames_get_an_error_and_socket_stays_up(room, alice, bob, raw, error):

@@ -264,6 +264,8 @@ function connect() {
     try { frame = JSON.parse(event.data); } catch { return; }
     if (frame.ts) since = Math.max(since, frame.ts);
     handlers[frame.type]?.(frame);
+    // Other modules (desktop notifications) listen without live.js knowing them.
+    document.dispatchEvent(new CustomEvent("parley:frame", { detail: frame }));
   });
   socket.addEventListener("close", (event) => {
     body.dataset.live = "disconnected";
