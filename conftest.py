@@ -137,27 +137,28 @@ def daphne_server(test_database_url):
 class Inbox:
     """A channel listening to one person's group and their rooms' groups, as a tab would.
 
-    It does not follow joins and leaves that happen after it starts listening.
+    It keeps one event loop of its own: a pub/sub channel layer serves a channel only on the
+    loop that created it. It does not follow joins and leaves made after it starts listening.
     """
 
     def __init__(self, user: User) -> None:
-        from asgiref.sync import async_to_sync
+        import asyncio
+
         from channels.layers import get_channel_layer
 
         from rooms.events import room_group, user_group
         from rooms.queries import listening_room_ids
 
+        self.loop = asyncio.new_event_loop()
         self.layer = get_channel_layer()
-        self.channel = async_to_sync(self.layer.new_channel)()
-        async_to_sync(self.layer.group_add)(user_group(user.pk), self.channel)
-        for room_id in listening_room_ids(user.pk):
-            async_to_sync(self.layer.group_add)(room_group(room_id), self.channel)
+        self.channel = self.loop.run_until_complete(self.layer.new_channel())
+        groups = [user_group(user.pk), *(room_group(r) for r in listening_room_ids(user.pk))]
+        for group in groups:
+            self.loop.run_until_complete(self.layer.group_add(group, self.channel))
 
     def frames(self, wait: float = 0.3) -> list[dict]:
         import asyncio
         import json
-
-        from asgiref.sync import async_to_sync
 
         async def drain() -> list[dict]:
             got = []
@@ -168,9 +169,32 @@ class Inbox:
                     return got
                 got.append(json.loads(message["frame"]))
 
-        return async_to_sync(drain)()
+        return self.loop.run_until_complete(drain())
+
+    def close(self) -> None:
+        self.loop.close()
 
 
 @pytest.fixture
 def inbox():
-    return Inbox
+    opened: list[Inbox] = []
+
+    def listen(user: User) -> Inbox:
+        opened.append(Inbox(user))
+        return opened[-1]
+
+    yield listen
+    for each in opened:
+        each.close()
+
+
+@pytest.fixture
+def eager_celery():
+    """Run Celery tasks in the test process, for tests about what a task does, not how it
+    travels (the notification tests run a real worker for that)."""
+    from messages_site.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before

@@ -141,10 +141,16 @@ AUTH_USER_MODEL = "accounts.User"
 # Live updates, cache and background work -----------------------------------------------------
 
 if REDIS_URL:
+    # Pub/sub, not the list-based layer: one PUBLISH per room event whatever the room's size,
+    # and no per-process queue to overflow. It may drop frames on a Redis restart; tabs catch
+    # up from the database (docs/BENCHMARKS.md has the comparison).
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30},
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": os.environ.get("CHANNEL_LAYER_PREFIX", "asgi"),
+            },
         }
     }
     CACHES = {

@@ -35,7 +35,7 @@ def scam(room, bob):
 
 
 def test_report_is_filed_and_staff_are_emailed(
-    scam, alice, staff, django_capture_on_commit_callbacks
+    scam, alice, staff, eager_celery, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
         report = do_report_message(alice, message=scam, reason=Reason.SPEND_MONEY)
