@@ -87,9 +87,10 @@ def check_writable(room: Room) -> None:
 _RENDERED_MENTION = re.compile(r'<span class="mention" data-username="([^"]+)">')
 
 
-def _record_mentions(message: Message) -> None:
+def _record_mentions(message: Message, *, new: bool = False) -> None:
     usernames = set(_RENDERED_MENTION.findall(message.body_html))
-    Mention.objects.filter(message=message).delete()
+    if not new:
+        Mention.objects.filter(message=message).delete()
     if usernames:
         people = User.objects.filter(
             username__in=usernames, memberships__room_id=message.room_id
@@ -320,11 +321,12 @@ def _post(
         sender=sender,
         kind=kind,
         body=body,
-        body_html=render_message(body, mentions=mentionable(room)),
+        # Only a message with an "@" can mention anyone: skip loading the members otherwise.
+        body_html=render_message(body, mentions=mentionable(room) if "@" in body else None),
         gif_url=gif_url,
         gif_title=gif_title[:200],
     )
-    _record_mentions(message)
+    _record_mentions(message, new=True)
     _attach_files(message, attachments)
     _record_links(message, new=True)
     Room.objects.filter(pk=room.pk).update(last_activity=message.created, last_message=message)
