@@ -102,6 +102,16 @@ def main() -> None:
             "p95_us": round(statistics.quantiles(timings, n=20)[-1], 1),
             "stock_markdown_it_median_us": round(statistics.median(stock), 1),
         }
+    # The common chat line with no markup at all takes the parser-free path.
+    plain = "Sounds good, I will send the updated draft of the proposal to the client by Friday "
+    plain += "afternoon so we can go through it together on Monday morning before the call, ok?"
+    timings = time_calls(partial(render_message, plain, mentions=MEMBERS), 3000)
+    result["200B_plain"] = {
+        "input_bytes": len(plain.encode()),
+        "samples": 3000,
+        "median_us": round(statistics.median(timings), 1),
+        "p95_us": round(statistics.quantiles(timings, n=20)[-1], 1),
+    }
     print(json.dumps(result))
 
 

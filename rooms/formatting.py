@@ -223,7 +223,16 @@ _MESSAGE_CLEANER = _cleaner(_MESSAGE_TAGS)
 _NOTEPAD_CLEANER = _cleaner(_NOTEPAD_TAGS)
 
 
+# Most chat lines hold no character any message syntax starts with: for them CommonMark's
+# output is one escaped paragraph, and the parser can be skipped (the tests check both agree).
+_PLAIN_LINE = re.compile(r"(?:[^*_~`>\[\]<&:@\\!|#\s]| )*")
+_LINK_START = re.compile(r"https?|www\.", re.IGNORECASE)
+
+
 def render_message(text: str, *, mentions: Mapping[str, str] | None = None) -> str:
+    if _PLAIN_LINE.fullmatch(text) and not _LINK_START.search(text):
+        stripped = text.strip(" ")
+        return _MESSAGE_CLEANER.clean(f"<p>{escapeHtml(stripped)}</p>\n") if stripped else ""
     env = {"mentions": mentions, "mentioned": set()}
     return _MESSAGE_CLEANER.clean(_MESSAGE_MD.render(text, env))
 

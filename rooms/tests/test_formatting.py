@@ -409,3 +409,25 @@ def test_formatting_imports_without_django() -> None:
     repo = Path(__file__).resolve().parents[2]
     check = "import sys, rooms.formatting; sys.exit('django' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", check], cwd=repo).returncode == 0
+
+
+def test_plain_text_fast_path_matches_the_parser():
+    import random
+
+    from rooms import formatting
+
+    alphabet = "abcXYZ 019.,;?'\"-+=()/%$^{}\té漢😀" + "\u00a0"
+    rng = random.Random(20261127)
+    samples = ["", " ", "hello", "  padded  ", "- not a list", "1. not a list", "a -- b", "x = y"]
+    samples += [
+        "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 80))) for _ in range(3000)
+    ]
+    checked = 0
+    for text in samples:
+        if not formatting._PLAIN_LINE.fullmatch(text):
+            continue  # tabs and other spacing go through the parser
+        checked += 1
+        env = {"mentions": None, "mentioned": set()}
+        slow = formatting._MESSAGE_CLEANER.clean(formatting._MESSAGE_MD.render(text, env))
+        assert formatting.render_message(text) == slow, repr(text)
+    assert checked > 500
