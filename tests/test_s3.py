@@ -25,7 +25,7 @@ from PIL import Image
 from conftest import client_for
 from rooms.models import Attachment
 from rooms.tests.test_files import eager_celery  # noqa: F401
-from tests.live import ROOT, free_port
+from tests.live import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,11 +34,12 @@ KEYS = {"access_key": "testing", "secret_key": "testing"}
 
 
 @pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
+def moto_url(tmp_path_factory) -> Iterator[str]:
     pytest.importorskip("moto.server", reason="moto[server] is in requirements-test.txt")
     pytest.importorskip("flask", reason="moto[server] is in requirements-test.txt")
     port = free_port()
-    log = (ROOT / "var" / f"moto-{port}.log").open("wb")
+    log_path = tmp_path_factory.mktemp("moto") / "moto.log"
+    log = log_path.open("wb")
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
     server = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -50,7 +51,7 @@ def moto_url() -> Iterator[str]:
     try:
         while True:
             if server.poll() is not None:
-                raise RuntimeError("moto_server exited; see var/moto-*.log")
+                raise RuntimeError(f"moto_server exited:\n{log_path.read_text()[-2000:]}")
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                     break
