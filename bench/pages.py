@@ -4,8 +4,9 @@ Builds a database where "reader" is in 500 rooms (400 group rooms with three oth
 100 direct rooms) of 200 messages each, unread in 100 of them (1 to 30 unread messages each,
 some @mentioning the reader), with reactions on recent messages. Read pointers are consistent:
 a read room's pointer is its last message, an unread room's sits just before its first unread
-one. A second person, "light", is in 10 of those rooms, to show that the query counts do not
-grow with the number of rooms.
+one. A second person, "light", is in 10 rooms (4 direct rooms of their own, 6 of the reader's
+group rooms; read and unread ones of each kind), to show that the query counts do not grow with
+the number of rooms.
 
 Then, in this process, Django's test Client times each request (server time: the whole request
 handling, middleware and templates included, without a network) and CaptureQueriesContext
@@ -55,7 +56,8 @@ DIRECT_ROOMS = 100
 MESSAGES_PER_ROOM = 200
 UNREAD_ROOMS = 100
 PEOPLE = 120
-LIGHT_ROOMS = 10
+LIGHT_DIRECT_ROOMS = 4
+LIGHT_ROOMS = LIGHT_DIRECT_ROOMS + 6
 READER, LIGHT = "reader", "light"
 TARGETS = {"room_list_p95_ms": 50, "open_room_p95_ms": 60}
 WARMUP = 20
@@ -97,7 +99,7 @@ def built() -> bool:
             len(kinds) == ROOMS
             and sum(kind.endswith("_unread") for kind in kinds) == UNREAD_ROOMS
             and len(set(room_kinds(LIGHT).values())) == 4
-            and Message.objects.count() == ROOMS * MESSAGES_PER_ROOM
+            and Message.objects.count() == (ROOMS + LIGHT_DIRECT_ROOMS) * MESSAGES_PER_ROOM
         )
     except DatabaseError:
         return False
@@ -128,23 +130,30 @@ def build(vendor: str) -> float:
             for name in [READER, LIGHT] + [f"person{n}" for n in range(PEOPLE)]
         )
         reader, light, people = users[0], users[1], users[2:]
+        # The reader's 500 rooms (the first 100 direct), then the light person's own direct
+        # rooms; the light person's group rooms are some of the reader's.
+        plan = [(reader, [people[n]]) for n in range(DIRECT_ROOMS)]
+        plan += [(reader, rng.sample(people, 3)) for _ in range(ROOMS - DIRECT_ROOMS)]
+        plan += [(light, [people[DIRECT_ROOMS + n]]) for n in range(LIGHT_DIRECT_ROOMS)]
         rooms = Room.objects.bulk_create(
             Room(
-                kind=RoomKind.DIRECT if n < DIRECT_ROOMS else RoomKind.GROUP,
-                title="" if n < DIRECT_ROOMS else f"Project {n}",
-                direct_key=f"{reader.pk}:{people[n].pk}" if n < DIRECT_ROOMS else None,
+                kind=RoomKind.DIRECT if len(others) == 1 else RoomKind.GROUP,
+                title="" if len(others) == 1 else f"Project {n}",
+                direct_key=f"{owner.pk}:{others[0].pk}" if len(others) == 1 else None,
                 last_activity=now,
             )
-            for n in range(ROOMS)
+            for n, (owner, others) in enumerate(plan)
         )
-        members: dict[int, list] = {}
-        memberships = []
-        for n, room in enumerate(rooms):
-            others = [people[n]] if n < DIRECT_ROOMS else rng.sample(people, 3)
-            members[room.pk] = others
-            memberships.append(Membership(room=room, user=reader, role=Role.OWNER))
-            memberships += [Membership(room=room, user=p, role=Role.MEMBER) for p in others]
-        Membership.objects.bulk_create(memberships)
+        owner_of = {room.pk: owner for room, (owner, _) in zip(rooms, plan, strict=True)}
+        members = {room.pk: others for room, (_, others) in zip(rooms, plan, strict=True)}
+        Membership.objects.bulk_create(
+            Membership(room=room, user=owner_of[room.pk], role=Role.OWNER) for room in rooms
+        )
+        Membership.objects.bulk_create(
+            Membership(room=room, user=person, role=Role.MEMBER)
+            for room in rooms
+            for person in members[room.pk]
+        )
 
         # The same few texts rendered once; ids interleave across rooms as in real traffic.
         texts = [
@@ -155,12 +164,11 @@ def build(vendor: str) -> float:
             "Thanks, looks good to me 👍",
         ]
         rendered = [(text, render_message(text)) for text in texts]
-        mention_text = f"@{READER} could you look at this?"
-        mention_html = render_message(mention_text, mentions={READER: "Reader"})
         batch: list[Message] = []
         for step in range(MESSAGES_PER_ROOM):
             for room in rooms:
-                sender = reader if step % 7 == 3 else rng.choice(members[room.pk])
+                own = step % 7 == 3
+                sender = owner_of[room.pk] if own else rng.choice(members[room.pk])
                 body, html = rendered[rng.randrange(len(rendered))]
                 batch.append(Message(room=room, sender=sender, body=body, body_html=html))
             if len(batch) >= 5000:
@@ -168,20 +176,15 @@ def build(vendor: str) -> float:
                 batch = []
         Message.objects.bulk_create(batch)
 
-        unread_rooms = set(rng.sample([room.pk for room in rooms], UNREAD_ROOMS))
-        # The light person's 10 rooms hold every kind of room the timed person opens.
-        direct_ids = {room.pk for room in rooms[:DIRECT_ROOMS]}
-        all_ids = {room.pk for room in rooms}
-        light_rooms = []
-        for pool, count in (
-            (direct_ids & unread_rooms, 2),
-            (direct_ids - unread_rooms, 2),
-            ((all_ids - direct_ids) & unread_rooms, 3),
-            ((all_ids - direct_ids) - unread_rooms, 3),
-        ):
-            light_rooms += rng.sample(sorted(pool), count)
+        readers_rooms, lights_direct = rooms[:ROOMS], rooms[ROOMS:]
+        group_ids = [room.pk for room in readers_rooms[DIRECT_ROOMS:]]
+        unread_rooms = set(rng.sample([room.pk for room in readers_rooms], UNREAD_ROOMS))
+        unread_rooms |= {room.pk for room in lights_direct[: LIGHT_DIRECT_ROOMS // 2]}
+        # The light person's group rooms: unread and read ones, as the reader has them.
+        light_groups = rng.sample([pk for pk in group_ids if pk in unread_rooms], 3)
+        light_groups += rng.sample([pk for pk in group_ids if pk not in unread_rooms], 3)
         Membership.objects.bulk_create(
-            Membership(room_id=room_id, user=light, role=Role.MEMBER) for room_id in light_rooms
+            Membership(room_id=room_id, user=light, role=Role.MEMBER) for room_id in light_groups
         )
         mentions, reactions = [], []
         order = list(rooms)
@@ -201,15 +204,16 @@ def build(vendor: str) -> float:
             pointer = last_id
             if room.pk in unread_rooms:
                 # Unread from the first message after the pointer: 1 to 30 from other people.
-                from_others = [mid for mid, sender in ids if sender != reader.pk]
+                owner = owner_of[room.pk]
+                from_others = [mid for mid, sender in ids if sender != owner.pk]
                 unread = from_others[-rng.randint(1, 30) :]
                 pointer = unread[0] - 1
                 if rng.random() < 0.3:
                     mentioned = unread[-1]
-                    Message.objects.filter(pk=mentioned).update(
-                        body=mention_text, body_html=mention_html
-                    )
-                    mentions.append(Mention(message_id=mentioned, user=reader))
+                    text = f"@{owner.username} could you look at this?"
+                    html = render_message(text, mentions={owner.username: owner.display_name})
+                    Message.objects.filter(pk=mentioned).update(body=text, body_html=html)
+                    mentions.append(Mention(message_id=mentioned, user=owner))
             Membership.objects.filter(room=room, user__in=[reader, light]).update(
                 last_read_id=pointer
             )

@@ -124,6 +124,8 @@ def publish_on_commit(
 
 def control_on_commit(user_id: int, control: dict) -> None:
     """Tell every open tab of one person to change what it listens to (join or leave a room)."""
+    if get_channel_layer() is None:
+        return
     transaction.on_commit(lambda: async_to_sync(_send_control)(user_id, control), robust=True)
 
 

@@ -53,6 +53,8 @@ def access_message(user: User, message_id: int) -> Message:
     )
     if message is None:
         raise Http404("No such message.")
+    if message.room.is_direct and is_direct_room_blocked_for(user.pk, message.room):
+        raise PermissionDenied("This conversation is unavailable.")
     return message
 
 

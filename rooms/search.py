@@ -31,6 +31,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from accounts.models import User
+from moderation.queries import direct_rooms_blocked_for
 
 from .models import Membership, Message, Room, RoomKind
 from .queries import address_book
@@ -226,6 +227,7 @@ class Plan:
     start: datetime | None = None  # created >= start
     end: datetime | None = None  # created < end
     has_link: bool = False
+    has_file: bool = False
     unread_for: int | None = None  # the user, when only their unread messages count
     read_up_to: int = 0  # the smallest read pointer among room_ids, for is:unread
     limit: int = CANDIDATE_LIMIT
@@ -244,8 +246,7 @@ def search_messages(user: User, query: str, *, limit: int = RESULT_LIMIT) -> lis
     rooms = _my_rooms(user)
     sender_ids = _people_named(parsed.people) if parsed.people else None
     room_ids = _rooms_named(rooms, parsed.rooms) if parsed.rooms else list(rooms)
-    # No attachments exist yet: has:file is understood and matches nothing until they do.
-    if parsed.has_file or not room_ids:
+    if not room_ids:
         return []
     start = _day_start(parsed.after) if parsed.after else None
     end = _day_after(parsed.before) if parsed.before else None
@@ -258,6 +259,7 @@ def search_messages(user: User, query: str, *, limit: int = RESULT_LIMIT) -> lis
         start=start,
         end=end,
         has_link=parsed.has_link,
+        has_file=parsed.has_file,
         unread_for=user.pk if parsed.unread else None,
         read_up_to=min(rooms[room_id].last_read_id for room_id in room_ids),
         limit=max(CANDIDATE_LIMIT, limit),
@@ -289,9 +291,12 @@ class _MyRoom:
 
 
 def _my_rooms(user: User) -> dict[int, _MyRoom]:
-    """Every room the user is in now, hidden and archived ones too. Two queries at most."""
-    rows = Membership.objects.filter(user_id=user.pk).values_list(
-        "room_id", "last_read_id", "room__kind", "room__title"
+    """Every room the user is in now and may read, hidden and archived ones too: not a direct
+    room whose other member blocked them (as access_membership). Two queries at most."""
+    rows = (
+        Membership.objects.filter(user_id=user.pk)
+        .exclude(room_id__in=direct_rooms_blocked_for(user.pk))
+        .values_list("room_id", "last_read_id", "room__kind", "room__title")
     )
     rooms = {room_id: _MyRoom(read, kind, title) for room_id, read, kind, title in rows}
     direct = [room_id for room_id, room in rooms.items() if room.kind == RoomKind.DIRECT]
@@ -465,6 +470,13 @@ def _common_filters(plan: Plan, params: list, *, like: str, room: str = "m.room_
     if plan.has_link:
         where.append(f"(m.body {like} %s OR m.body {like} %s)")
         params += ["%http://%", "%https://%"]
+    if plan.has_file:
+        # A file attached and not deleted since, or a cloud-drive link shown as a file card.
+        where.append(
+            "(EXISTS (SELECT 1 FROM rooms_attachment a WHERE a.message_id = m.id "
+            "AND a.deleted IS NULL) OR EXISTS (SELECT 1 FROM rooms_link l "
+            "WHERE l.message_id = m.id AND l.provider <> ''))"
+        )
     if plan.unread_for is not None:
         where.append(
             "m.sender_id <> %s AND EXISTS (SELECT 1 FROM rooms_membership mb WHERE "

@@ -15,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from conftest import befriend
+from moderation.actions import do_block_user
 from rooms import search
 from rooms.actions import (
     do_archive_room,
@@ -27,7 +28,7 @@ from rooms.actions import (
     do_send_message,
     do_set_hidden,
 )
-from rooms.models import Message, RoomKind
+from rooms.models import Attachment, Message, RoomKind
 from rooms.search import (
     BAD_DATE,
     EMPTY_QUERY,
@@ -322,10 +323,29 @@ def test_has_link_finds_messages_with_a_web_link(room, alice, bob):
     assert found(alice, "see has:link") == ["see https://example.com/page"]
 
 
-def test_has_file_is_understood_and_finds_nothing_until_files_exist(room, alice, bob):
-    say(bob, room, "report.pdf attached")
-    assert found(alice, "has:file") == []
-    assert found(alice, "report has:file") == []
+def attach(message: Message, name: str, *, deleted: bool = False) -> None:
+    """A file attached to `message`, as the files actions leave a finished upload."""
+    Attachment.objects.create(
+        room_id=message.room_id,
+        message=message,
+        uploader_id=message.sender_id,
+        name=name,
+        size=4,
+        content_type="application/pdf",
+        deleted=timezone.now() if deleted else None,
+    )
+
+
+def test_has_file_finds_messages_with_a_file_or_a_cloud_drive_file(room, alice, bob):
+    attach(say(bob, room, "report attached"), "report.pdf")
+    attach(say(bob, room, "old report"), "old.pdf", deleted=True)
+    say(bob, room, "report on https://www.dropbox.com/s/abc123/plan.pdf?dl=0")
+    say(bob, room, "report.pdf is coming")
+    assert found(alice, "has:file") == [
+        "report on https://www.dropbox.com/s/abc123/plan.pdf?dl=0",
+        "report attached",
+    ]
+    assert found(alice, "attached has:file") == ["report attached"]
 
 
 def test_is_unread_finds_what_the_user_has_not_read_from_others(room, alice, bob, carol):
@@ -387,6 +407,16 @@ def test_after_leaving_a_room_its_messages_are_not_found(room, alice, bob):
     assert found(bob, "secret") == []
     assert found(bob, "from:alice") == []
     assert error_for(bob, "in:design") == 'No room called "design".'
+
+
+def test_someone_blocked_does_not_find_what_the_blocker_sends_them(room, alice, bob):
+    direct = do_open_direct(alice, other=bob)
+    say(alice, direct, "secret between us")
+    say(alice, room, "secret for the group")
+    do_block_user(alice, blocked=bob)
+    assert found(bob, "secret") == ["secret for the group"]
+    assert error_for(bob, "in:alice") == 'No room called "alice".'
+    assert found(alice, "secret") == ["secret for the group", "secret between us"]
 
 
 def test_hidden_and_archived_rooms_are_searched(room, alice, bob):
