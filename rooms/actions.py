@@ -468,11 +468,13 @@ def do_set_hidden(user: User, *, room: Room, hidden: bool) -> Membership:
 
 @transaction.atomic
 def do_archive_room(actor: User, *, room: Room) -> None:
-    room = access_membership(actor, room.pk, min_role=Role.ADMIN).room
+    room = access_membership(actor, room.pk).room
+    # The kind comes first: nobody can archive a direct room, so say that rather than "admins".
     if not room.can_be_archived:
         raise ValidationError(
             f"{room.get_kind_display()} rooms cannot be archived; hide it from your list instead."
         )
+    access_membership(actor, room.pk, min_role=Role.ADMIN)
     if room.is_archived:
         return
     room.archived = timezone.now()

@@ -179,6 +179,13 @@ def test_bad_reaction_is_refused(room, alice, bob, emoji):
         do_toggle_reaction(alice, message=message, emoji=emoji)
 
 
+def test_member_of_a_direct_room_is_told_it_cannot_be_archived(alice, bob):
+    befriend(alice, bob)
+    direct = do_open_direct(alice, other=bob)
+    with pytest.raises(ValidationError, match="cannot be archived"):
+        do_archive_room(bob, room=direct)
+
+
 def test_archive_rooms_command(alice, bob, capsys):
     befriend(alice, bob)
     stale = do_create_room(alice, kind=RoomKind.GROUP, title="Stale", members=[bob])
