@@ -6,17 +6,13 @@ Import after putting the repository root on sys.path (each script does it first)
 
 from __future__ import annotations
 
-import http.client
 import math
 import os
 import platform
-import re
 import statistics
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
-from http.cookies import SimpleCookie
 from pathlib import Path
-from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST_HASHERS = "django.contrib.auth.hashers.MD5PasswordHasher"
@@ -62,44 +58,6 @@ def session_cookie_name() -> str:
     from django.conf import settings
 
     return settings.SESSION_COOKIE_NAME
-
-
-class HttpTab:
-    """One person's keep-alive HTTP/1.1 connection to one server, keeping their cookies."""
-
-    def __init__(self, port: int, cookies: dict[str, str], timeout: float = 10.0) -> None:
-        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-        self.cookies = dict(cookies)
-
-    def request(self, method: str, path: str, form: dict | None = None) -> tuple[int, str]:
-        headers = {"Cookie": "; ".join(f"{name}={value}" for name, value in self.cookies.items())}
-        body = None
-        if form is not None:
-            body = urlencode(form)
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-            headers["X-CSRFToken"] = self.cookies.get("csrftoken", "")
-        self.connection.request(method, path, body=body, headers=headers)
-        response = self.connection.getresponse()
-        text = response.read().decode()
-        for header in response.headers.get_all("Set-Cookie") or []:
-            for name, morsel in SimpleCookie(header).items():
-                self.cookies[name] = morsel.value
-        return response.status, text
-
-    def fetch_csrf_token(self, page: str) -> None:
-        status, text = self.request("GET", page)
-        if status != 200 or "csrftoken" not in self.cookies:
-            raise RuntimeError(f"GET {page} gave {status} and no CSRF cookie: {text[:300]}")
-
-    def send_message(self, room_id: int, body: str) -> int:
-        """POST a message through the page endpoint and return its id."""
-        status, html = self.request("POST", f"/rooms/{room_id}/messages/", {"body": body})
-        if status != 201:
-            raise RuntimeError(f"POST gave {status}: {' '.join(html.split())[:160]}")
-        return int(re.search(r'id="msg-(\d+)"', html).group(1))
-
-    def close(self) -> None:
-        self.connection.close()
 
 
 @contextmanager

@@ -45,7 +45,6 @@ import websockets  # noqa: E402
 from bench.common import (  # noqa: E402
     FAST_HASHERS,
     ROOT,
-    HttpTab,
     cpu_by_pid,
     cpu_seconds,
     cpu_used,
@@ -58,6 +57,7 @@ from bench.common import (  # noqa: E402
     setup_django,
     summary_ms,
 )
+from tests.live import HttpTab  # noqa: E402
 
 CONNECT_TIMEOUT = 60.0  # one handshake
 CONNECT_BUDGET = 180.0  # all of them

@@ -35,7 +35,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (  # noqa: E402
     FAST_HASHERS,
-    HttpTab,
     machine,
     migrate,
     session_cookie_name,
@@ -43,6 +42,7 @@ from bench.common import (  # noqa: E402
     setup_django,
     summary_ms,
 )
+from tests.live import HttpTab  # noqa: E402
 
 LOAD_AT_START = round(os.getloadavg()[0], 2)
 

@@ -6,15 +6,11 @@ reconnects to the other process replays what it missed from the database.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.cookies import SimpleCookie
-from urllib.parse import urlencode
 
 import pytest
 import redis
@@ -22,8 +18,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from accounts.models import User
 from conftest import FAST_HASHERS, GENEROUS_RATE_LIMITS, client_for
-from rooms.models import Room
-from tests.live import DaphneServer
+from tests.live import DaphneServer, HttpTab
 
 pytestmark = pytest.mark.multiprocess
 
@@ -60,42 +55,6 @@ def servers(test_database_url, redis_url) -> Iterator[tuple[DaphneServer, Daphne
         yield server_a, server_b
 
 
-class Tab:
-    """One person's keep-alive HTTP connection to one server, with their cookies."""
-
-    def __init__(self, server: DaphneServer, user: User) -> None:
-        self.server = server
-        self.connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-        self.cookies = {"sessionid": client_for(user).cookies["sessionid"].value}
-
-    def request(self, method: str, path: str, form: dict | None = None) -> tuple[int, str]:
-        headers = {"Cookie": "; ".join(f"{name}={value}" for name, value in self.cookies.items())}
-        body = None
-        if form is not None:
-            body = urlencode(form)
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-            headers["X-CSRFToken"] = self.cookies.get("csrftoken", "")
-        self.connection.request(method, path, body=body, headers=headers)
-        response = self.connection.getresponse()
-        text = response.read().decode()
-        for header in response.headers.get_all("Set-Cookie") or []:
-            for name, morsel in SimpleCookie(header).items():
-                self.cookies[name] = morsel.value
-        return response.status, text
-
-    def send_message(self, room: Room, body: str) -> int:
-        if "csrftoken" not in self.cookies:
-            status, _ = self.request("GET", room.get_absolute_url())
-            assert status == 200
-            assert "csrftoken" in self.cookies, "the room page set no CSRF cookie"
-        status, html = self.request("POST", f"/rooms/{room.pk}/messages/", {"body": body})
-        assert status == 201, f"{status}: {html[:500]}\n{self.server.log()}"
-        return int(re.search(r'id="msg-(\d+)"', html).group(1))
-
-    def close(self) -> None:
-        self.connection.close()
-
-
 @contextmanager
 def live_socket(server: DaphneServer, user: User) -> Iterator[ClientConnection]:
     session = client_for(user).cookies["sessionid"].value
@@ -125,8 +84,10 @@ def frames_until(socket: ClientConnection, done, timeout: float = DELIVERY_TIMEO
 
 
 @pytest.fixture
-def alice_on_b(servers, transactional_db, alice) -> Iterator[Tab]:
-    tab = Tab(servers[1], alice)
+def alice_on_b(servers, transactional_db, alice, room) -> Iterator[HttpTab]:
+    """Alice's keep-alive HTTP connection to server B, with her session and CSRF cookies."""
+    tab = HttpTab(servers[1].port, {"sessionid": client_for(alice).cookies["sessionid"].value})
+    tab.fetch_csrf_token(room.get_absolute_url())
     yield tab
     tab.close()
 
@@ -136,7 +97,7 @@ def test_message_posted_on_one_server_reaches_socket_on_the_other(
 ):
     server_a, _ = servers
     with live_socket(server_a, bob) as bob_socket:
-        message_id = alice_on_b.send_message(room, "Posted through B")
+        message_id = alice_on_b.send_message(room.pk, "Posted through B")
         frames = frames_until(
             bob_socket, lambda f: f["type"] == "message.new" and f["id"] == message_id
         )
@@ -151,10 +112,10 @@ def test_socket_reconnecting_to_the_other_server_replays_what_it_missed(
 ):
     server_a, server_b = servers
     with live_socket(server_a, bob) as bob_socket:
-        seen = alice_on_b.send_message(room, "Seen live")
+        seen = alice_on_b.send_message(room.pk, "Seen live")
         frames_until(bob_socket, lambda f: f["type"] == "message.new" and f["id"] == seen)
 
-    missed = [alice_on_b.send_message(room, f"Missed {n}") for n in range(1, 4)]
+    missed = [alice_on_b.send_message(room.pk, f"Missed {n}") for n in range(1, 4)]
 
     with live_socket(server_b, bob) as bob_socket:
         bob_socket.send(json.dumps({"type": "resume", "last_id": seen}))
