@@ -332,3 +332,68 @@ class Link(models.Model):
 
     def __str__(self) -> str:
         return self.url
+
+
+class CallKind(models.TextChoices):
+    VOICE = "voice", "Voice"
+    VIDEO = "video", "Video"
+
+
+class Call(models.Model):
+    """A voice or video call in a room: a mesh of browsers that signal through the websocket."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="calls")
+    kind = models.CharField(max_length=8, choices=CallKind.choices)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    started_at = models.DateTimeField()
+    # Set when the last participant leaves or someone ends it for everyone.
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["room"],
+                condition=models.Q(ended_at__isnull=True),
+                name="call_one_live_per_room",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} call {self.pk} in {self.room_id}"
+
+    @property
+    def is_live(self) -> bool:
+        return self.ended_at is None
+
+
+class CallParticipant(models.Model):
+    """One person's seat in a call, held by the one websocket (tab) that joined."""
+
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="participants")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # The seat's address in signaling frames ("to"/"from"); new for every join.
+    peer_id = models.CharField(max_length=32, unique=True)
+    # The Channels channel of the socket that joined: signaling for this seat goes only there.
+    channel_name = models.CharField(max_length=200, db_index=True)
+    joined_at = models.DateTimeField()
+    left_at = models.DateTimeField(null=True, blank=True)
+    muted = models.BooleanField(default=False)
+    camera = models.BooleanField(default=True)
+    sharing_screen = models.BooleanField(default=False)
+    recording = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["joined_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["call", "user"],
+                condition=models.Q(left_at__isnull=True),
+                name="call_participant_one_seat_per_person",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in call {self.call_id}"
