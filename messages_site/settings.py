@@ -6,6 +6,7 @@ files on local disk and email printed to the console. Set DATABASE_URL and REDIS
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -223,6 +224,35 @@ CATCH_UP_LIMIT = 500
 # /giphy: the built-in GIF library unless a GIPHY key is set.
 GIPHY_API_KEY = os.environ.get("GIPHY_API_KEY", "")
 GIPHY_API_URL = os.environ.get("GIPHY_API_URL", "https://api.giphy.com")
+
+
+def parse_ice_servers(raw: str) -> list[dict]:
+    """ICE_SERVERS: a JSON list of RTCIceServer objects, as RTCPeerConnection takes them."""
+    try:
+        servers = json.loads(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"ICE_SERVERS must be a JSON list, not {raw[:80]!r}") from None
+    if not isinstance(servers, list):
+        raise ImproperlyConfigured('ICE_SERVERS must be a JSON list of {"urls": ...} objects')
+    for server in servers:
+        urls = server.get("urls") if isinstance(server, dict) else None
+        urls = [urls] if isinstance(urls, str) else urls
+        if not urls or not all(
+            isinstance(u, str) and u.startswith(("stun:", "turn:", "turns:")) for u in urls
+        ):
+            raise ImproperlyConfigured(
+                f"Each ICE server needs urls starting with stun:, turn: or turns:, not {server!r}"
+            )
+        extra = set(server) - {"urls", "username", "credential"}
+        if extra or not all(isinstance(server.get(k, ""), str) for k in ("username", "credential")):
+            raise ImproperlyConfigured(
+                f"An ICE server has urls and optional username and credential strings: {server!r}"
+            )
+    return servers
+
+
+# Calls: STUN/TURN servers handed to the browsers; none are needed on one network or localhost.
+ICE_SERVERS = parse_ice_servers(os.environ.get("ICE_SERVERS", "[]"))
 
 # Notifications: outgoing email, reply-by-email, batching and schedules ------------------------
 

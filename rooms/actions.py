@@ -250,6 +250,9 @@ def do_leave_room(user: User, *, room: Room) -> None:
 
 
 def _after_departure(room: Room, user: User) -> None:
+    from .calls import do_leave_calls_of_member  # calls.py builds on this module
+
+    do_leave_calls_of_member(user, room=room)
     removed: events.RoomRemovedEvent = {
         "type": "room.removed",
         "room": room.pk,

@@ -10,6 +10,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from . import events, presence
+from .call_socket import CallFrames
 from .fragments import message_html
 from .queries import catch_up, listening_room_ids
 
@@ -21,7 +22,7 @@ MAX_TIMESTAMP = 253402300799  # 9999-12-31, the largest a datetime holds
 TYPING_INTERVAL = 2.0
 
 
-class LiveConsumer(AsyncWebsocketConsumer):
+class LiveConsumer(CallFrames, AsyncWebsocketConsumer):
     """Listens to its person's group (their own events) and one group per room they are in."""
 
     async def connect(self) -> None:
@@ -41,6 +42,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
+            await self.leave_calls()
             await self.channel_layer.group_discard(self.group, self.channel_name)
             for room_id in self.rooms:
                 await self.channel_layer.group_discard(
@@ -86,6 +88,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.send(text_data='{"type":"pong"}')
         elif kind == "typing":
             await self.typing(frame)
+        elif isinstance(kind, str) and kind.startswith("call."):
+            await self.call_frame(kind, frame)
         else:
             await self.send_error(f"Unknown frame type {str(kind)[:40]!r}.")
 

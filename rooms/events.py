@@ -79,6 +79,55 @@ class MembershipEvent(TypedDict):
     ts: float
 
 
+class CallPeer(TypedDict):
+    """One seat of a call as every member's page shows it."""
+
+    peer: str
+    user: int
+    name: str
+    muted: bool
+    camera: bool
+    screen: bool
+    recording: bool
+
+
+class CallEvent(TypedDict):
+    """A call started, someone joined, left or changed state, or it ended (to the room)."""
+
+    type: Literal["call.started", "call.join", "call.leave", "call.state", "call.ended"]
+    room: int
+    call: int
+    kind: str
+    # The seat this event is about; "" when the call ended.
+    peer: str
+    participants: list[CallPeer]
+    # The room's call banner ("Call in progress — Join"), rendered once for every member.
+    html: str
+    ts: float
+
+
+class CallWelcomeFrame(TypedDict):
+    """The reply to the one socket that started or joined a call: its seat and the others."""
+
+    type: Literal["call.welcome"]
+    room: int
+    call: int
+    kind: str
+    peer: str
+    started_by: int
+    participants: list[CallPeer]
+
+
+class CallSignalFrame(TypedDict):
+    """Signaling (an SDP description or an ICE candidate) from one seat to another seat."""
+
+    type: Literal["call.signal"]
+    call: int
+    # The sending seat's peer id.
+    peer: str
+    data: dict
+
+
 Event = (
     MessageEvent
     | RoomEvent
@@ -88,6 +137,7 @@ Event = (
     | TypingEvent
     | PresenceEvent
     | NoticeEvent
+    | CallEvent
 )
 
 

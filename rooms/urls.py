@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import call_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -48,3 +48,4 @@ urlpatterns = [
     path("files/<int:file_id>/thumbnail/", views.file_thumbnail, name="file_thumbnail"),
     path("files/<int:file_id>/delete/", views.file_delete, name="file_delete"),
 ]
+urlpatterns += call_views.urlpatterns
