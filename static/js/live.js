@@ -3,6 +3,7 @@
 import { initComposer } from "./composer.js";
 import { initShortcuts } from "./shortcuts.js";
 import { initNotepad } from "./notepad.js";
+import { handleCallError, handleCallFrame, initCalls } from "./calls.js";
 
 const body = document.body;
 const me = Number(body.dataset.me);
@@ -226,6 +227,7 @@ const handlers = {
     if (frame.truncated) window.location.reload();
   },
   error(frame) {
+    handleCallError(frame);
     console.warn("Parley:", frame.error);
   },
   pong() {},
@@ -258,12 +260,14 @@ function connect() {
     // A few seconds of margin: replaying a change twice is harmless, missing one is not.
     socket.send(JSON.stringify({ type: "resume", last_id: lastId, since: Math.max(0, since - 5) }));
     body.dataset.live = "connected";
+    document.dispatchEvent(new CustomEvent("parley:connected"));
   });
   socket.addEventListener("message", (event) => {
     let frame;
     try { frame = JSON.parse(event.data); } catch { return; }
     if (frame.ts) since = Math.max(since, frame.ts);
     handlers[frame.type]?.(frame);
+    if (frame.type?.startsWith("call.")) handleCallFrame(frame);
     // Other modules (desktop notifications) listen without live.js knowing them.
     document.dispatchEvent(new CustomEvent("parley:frame", { detail: frame }));
   });
@@ -338,6 +342,7 @@ document.addEventListener("DOMContentLoaded", () => {
     toast(isText ? xhr.responseText : `Something went wrong (${xhr.status}).`);
   });
   if (roomId) initComposer({ roomId, me, placeMessage, csrfHeaders, sendFrame });
+  if (roomId) initCalls({ roomId, me, csrfHeaders, sendFrame, toast });
   initShortcuts();
   connect();
   // A heartbeat keeps presence fresh; a hidden tab counts as away.

@@ -306,6 +306,47 @@ async function restore() {
   }
 }
 
+// A Blob made in the page (a call recording) sent through the same resumable chunk API, without
+// the composer's tray: resolves with the finished file's id, ready to post. A dropped chunk is
+// retried after asking the server what it has; a refusal rejects with the server's reason.
+export async function uploadBlob(room, blob, name, { onProgress = () => {} } = {}) {
+  const data = new FormData();
+  data.append("name", name);
+  data.append("size", blob.size);
+  data.append("type", blob.type);
+  let state = await call("POST", `/rooms/${room}/uploads/`, data);
+  const id = state.id;
+  const count = Math.ceil(blob.size / state.chunk_size);
+  let received = new Set(state.received);
+  let failures = 0;
+  for (let index = 0; index < count; index += 1) {
+    if (received.has(index)) continue;
+    const start = index * state.chunk_size;
+    const response = await fetch(`/uploads/${id}/chunks/${index}/`, {
+      method: "PUT",
+      body: blob.slice(start, start + state.chunk_size),
+      headers: { ...csrfHeaders(), "Content-Type": "application/octet-stream" },
+    }).catch((error) => error);
+    if (response instanceof Response && !response.ok) {
+      const refused = await refusal(response);
+      if (isFinal(refused)) throw refused;
+    }
+    if (!(response instanceof Response) || !response.ok) {
+      failures += 1;
+      if (failures > 8) throw new Error("The recording could not be uploaded: the connection keeps dropping.");
+      await sleep(Math.min(MAX_RETRY_DELAY, 500 * 2 ** (failures - 1)));
+      state = await call("GET", `/uploads/${id}/`);
+      received = new Set(state.received);
+      index -= 1;
+      continue;
+    }
+    failures = 0;
+    received.add(index);
+    onProgress(Math.min(blob.size, (index + 1) * state.chunk_size) / blob.size);
+  }
+  return (await call("POST", `/uploads/${id}/finish/`)).attachment;
+}
+
 // For the composer: what goes with the message, and whether it can go yet.
 export function attachedIds(composer) {
   return [...(composer?.querySelectorAll('input[name="attachments"]') || [])].map((input) => input.value);
@@ -431,7 +472,7 @@ function init() {
 }
 
 // Tests read the limit the page was given.
-window.parleyUploads = { attachFiles, get maxBytes() { return maxBytes; } };
+window.parleyUploads = { attachFiles, uploadBlob, get maxBytes() { return maxBytes; } };
 
 if (document.readyState === "loading") {
   document.addEventListener("DOMContentLoaded", init);
