@@ -12,7 +12,8 @@ The standard run is against PostgreSQL and Redis, from the repository root:
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/parley_bench \\
     REDIS_URL=redis://127.0.0.1:6379/2 .venv/bin/python bench/fanout.py
 
-Options: --clients N (100) --messages M (300) --rate R (20) --servers K (1) --grace S (2).
+Options: --clients N (100) --messages M (300) --rate R (20) --servers K (1) --grace S (2)
+--senders S (1: concurrent HTTP senders, spread over the servers) --server daphne|uvicorn.
 The database must exist (`psql -h 127.0.0.1 -U postgres -c 'create database parley_bench'`);
 the script migrates it, adds its own people and room, and deletes them afterwards. With no
 DATABASE_URL it uses a throw-away SQLite file; with no REDIS_URL, Channels' in-memory layer,
@@ -48,7 +49,6 @@ from bench.common import (  # noqa: E402
     cpu_by_pid,
     cpu_seconds,
     cpu_used,
-    daphne_servers,
     machine,
     migrate,
     pids_named,
@@ -57,6 +57,8 @@ from bench.common import (  # noqa: E402
     setup_django,
     summary_ms,
 )
+from bench.load import SERVER_KINDS  # noqa: E402
+from bench.load import servers as server_processes  # noqa: E402
 from tests.live import HttpTab  # noqa: E402
 
 CONNECT_TIMEOUT = 60.0  # one handshake
@@ -90,13 +92,16 @@ class Sent:
 
 @dataclass
 class Sender:
-    """Posts `messages` messages at `rate` per second on one keep-alive HTTP connection."""
+    """Posts messages first, first + step, ... below `messages` on the schedule of `rate` per
+    second (all senders together), on one keep-alive HTTP connection."""
 
     port: int
     cookies: dict[str, str]
     room_id: int
     messages: int
     rate: float
+    first: int = 0
+    step: int = 1
     sent: list[Sent] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     finished_at: float = 0.0
@@ -113,7 +118,7 @@ class Sender:
 
     def _send_all(self, tab: HttpTab, start_at: float) -> None:
         tab.fetch_csrf_token(f"/rooms/{self.room_id}/")
-        for seq in range(self.messages):
+        for seq in range(self.first, self.messages, self.step):
             due = start_at + seq / self.rate
             now = time.time()
             if now - due > GIVE_UP_AFTER:
@@ -310,21 +315,36 @@ async def measure(args, servers, cast: Cast, cookie_name: str) -> dict:
         f"{settled_at - connected_at:.1f}s more; sending {args.messages} messages at {args.rate}/s"
     )
 
-    sender = Sender(
-        port=servers[0].port,
-        cookies={cookie_name: cast.sender_session},
-        room_id=cast.room_id,
-        messages=args.messages,
-        rate=args.rate,
-    )
+    # Several senders (the same person's tabs, spread over the servers) keep the schedule when
+    # one request takes longer than the gap between messages.
+    senders = [
+        Sender(
+            port=servers[k % len(servers)].port,
+            cookies={cookie_name: cast.sender_session},
+            room_id=cast.room_id,
+            messages=args.messages,
+            rate=args.rate,
+            first=k,
+            step=args.senders,
+        )
+        for k in range(args.senders)
+    ]
     expected = len(cast.receiver_sessions) * args.messages
     cpu = CpuMeter(server_pids)
     cpu.start()
-    start_at = time.time() + 1.0  # time for the sender to fetch its CSRF token
-    thread = threading.Thread(target=sender.run, args=(start_at,), name="sender")
-    thread.start()
-    while thread.is_alive():
+    start_at = time.time() + 1.0  # time for the senders to fetch their CSRF tokens
+    threads = [
+        threading.Thread(target=s.run, args=(start_at,), name=f"sender-{k}")
+        for k, s in enumerate(senders)
+    ]
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
         await asyncio.sleep(0.05)
+    sender = Sender(port=0, cookies={}, room_id=cast.room_id, messages=0, rate=args.rate)
+    sender.sent = sorted((s for one in senders for s in one.sent), key=lambda s: s.seq)
+    sender.errors = [error for one in senders for error in one.errors]
+    sender.finished_at = max(one.finished_at for one in senders)
     grace_until = sender.finished_at + args.grace
     while tally[0] < expected and time.time() < grace_until:
         await asyncio.sleep(0.02)
@@ -412,9 +432,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--messages", type=int, default=300, help="messages to send (M)")
     parser.add_argument("--rate", type=float, default=20.0, help="messages per second (R)")
     parser.add_argument("--servers", type=int, default=1, help="Daphne processes (K)")
+    parser.add_argument("--senders", type=int, default=1, help="concurrent HTTP senders")
+    parser.add_argument("--server", choices=sorted(SERVER_KINDS), default="daphne")
     parser.add_argument("--grace", type=float, default=2.0, help="seconds to wait for stragglers")
     args = parser.parse_args()
-    if min(args.clients, args.messages, args.servers) < 1 or args.rate <= 0:
+    if min(args.clients, args.messages, args.servers, args.senders) < 1 or args.rate <= 0:
         parser.error("clients, messages, servers and rate must be positive")
     if args.servers > 1 and not os.environ.get("REDIS_URL"):
         parser.error("several server processes share live events only through REDIS_URL")
@@ -432,6 +454,8 @@ def run(args) -> dict:
         "messages": args.messages,
         "rate": args.rate,
         "servers": args.servers,
+        "senders": args.senders,
+        "server": args.server,
         "grace_s": args.grace,
         "database": connection.vendor,
         "channel_layer": settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1],
@@ -440,14 +464,20 @@ def run(args) -> dict:
     connections.close_all()
     env = {
         key: os.environ[key]
-        for key in ("DATABASE_URL", "REDIS_URL", "PARLEY_DATA_DIR", "PASSWORD_HASHERS")
+        for key in (
+            "DATABASE_URL",
+            "REDIS_URL",
+            "CHANNEL_LAYER_PREFIX",
+            "PARLEY_DATA_DIR",
+            "PASSWORD_HASHERS",
+        )
         if os.environ.get(key)
     }
     env["LOG_LEVEL"] = "WARNING"
     # One sender posts far faster than a person may; this measures fan-out, not the flood guard.
     env["RATE_LIMIT_SEND"] = os.environ.get("RATE_LIMIT_SEND", "1000000")
     try:
-        with daphne_servers(args.servers, env) as servers:
+        with server_processes(args.servers, env, args.server) as servers:
             try:
                 figures = asyncio.run(measure(args, servers, cast, session_cookie_name()))
             except Exception:

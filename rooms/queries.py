@@ -10,7 +10,15 @@ from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
+from django.db.models import (
+    Count,
+    Exists,
+    OuterRef,
+    Prefetch,
+    Q,
+    Subquery,
+    prefetch_related_objects,
+)
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
@@ -18,7 +26,7 @@ from accounts.models import Contact, User
 from moderation.queries import blockers_of, direct_rooms_blocked_for, is_direct_room_blocked_for
 
 from . import presence
-from .models import Membership, Message, Note, Role, Room, RoomKind
+from .models import Attachment, Link, Membership, Message, Note, Reaction, Role, Room, RoomKind
 
 
 def access_membership(user: User, room_id: int, *, min_role: Role = Role.MEMBER) -> Membership:
@@ -190,24 +198,55 @@ def room_for_event(room_id: int) -> Room:
     return rooms.prefetch_related(_direct_members("memberships")).get(pk=room_id)
 
 
+# What the message fragment shows besides the row itself. A page fetches each kind only for the
+# messages that have some, so a page of plain text is one query, and no page takes more than four.
+PAGE_EXTRAS = {
+    "reactions": Reaction.objects.select_related("user"),
+    "attachments": Attachment.objects.all(),
+    "links": Link.objects.all(),
+}
+
+
+def _page_query(messages):
+    """Messages with their sender, flagged with which extras each one has."""
+    flags = {
+        f"has_{name}": Exists(extra.model.objects.filter(message=OuterRef("pk")))
+        for name, extra in PAGE_EXTRAS.items()
+    }
+    return messages.select_related("sender").annotate(**flags)
+
+
+def _load_extras(page: list[Message]) -> list[Message]:
+    for name, extra in PAGE_EXTRAS.items():
+        having = [message for message in page if getattr(message, f"has_{name}")]
+        without = [message for message in page if not getattr(message, f"has_{name}")]
+        prefetch_related_objects(having, Prefetch(name, queryset=extra))
+        # What prefetch_related leaves for an empty relation, without asking the database and
+        # without building a queryset per message (most of a page's CPU otherwise).
+        empty = extra.none()
+        for message in without:
+            message.__dict__.setdefault("_prefetched_objects_cache", {})[name] = empty
+    return page
+
+
 def messages_before(room: Room, *, before: int | None = None, limit: int | None = None):
     """The page of messages just older than `before` (or the newest page), oldest first."""
     limit = limit or settings.MESSAGE_PAGE_SIZE
-    qs = with_reactions(Message.objects.filter(room=room)).order_by("-id")
+    qs = _page_query(Message.objects.filter(room=room)).order_by("-id")
     if before is not None:
         qs = qs.filter(id__lt=before)
     page = list(qs[: limit + 1])
     has_more = len(page) > limit
-    return list(reversed(page[:limit])), has_more
+    return _load_extras(list(reversed(page[:limit]))), has_more
 
 
 def messages_after(room: Room, *, after: int, limit: int | None = None):
     """The page of messages just newer than `after`, oldest first, and whether more follow."""
     limit = limit or settings.MESSAGE_PAGE_SIZE
     page = list(
-        with_reactions(Message.objects.filter(room=room, id__gt=after)).order_by("id")[: limit + 1]
+        _page_query(Message.objects.filter(room=room, id__gt=after)).order_by("id")[: limit + 1]
     )
-    return page[:limit], len(page) > limit
+    return _load_extras(page[:limit]), len(page) > limit
 
 
 def messages_around(room: Room, *, around: int):

@@ -46,20 +46,23 @@ class DaphneServer:
         self.process: subprocess.Popen | None = None
         self.log_path = ROOT / "var" / f"daphne-{self.port}.log"
 
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "messages_site.asgi:application",
+        ]
+
     def start(self, timeout: float = 30.0) -> DaphneServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "messages_site.asgi:application",
-            ],
+            self.command(),
             cwd=ROOT,
             env=self.env,
             stdout=log,
