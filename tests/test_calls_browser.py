@@ -4,28 +4,16 @@ join, watch each other's video, mute, record, leave. One test, because each step
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import Page, expect
 
-from rooms.models import Attachment, Message
+from conftest import client_for
+from rooms.models import Attachment, Call, Message
+from tests.test_files_browser import media  # noqa: F401  (the server's MEDIA_ROOT, cleaned up)
 
 pytestmark = pytest.mark.browser
 
 MEDIA_WAIT = 20_000
-
-
-@pytest.fixture
-def media(server_media_root) -> Path:
-    """The server's MEDIA_ROOT, left as it was found."""
-    before = set(server_media_root.rglob("*")) if server_media_root.exists() else set()
-    yield server_media_root
-    for path in sorted(set(server_media_root.rglob("*")) - before, reverse=True):
-        if path.is_file():
-            path.unlink()
-        elif path.is_dir() and not any(path.iterdir()):
-            path.rmdir()
 
 
 def expect_video_playing(page: Page, user_id: int) -> None:
@@ -41,7 +29,8 @@ def expect_video_playing(page: Page, user_id: int) -> None:
     assert video.evaluate("(v) => v.currentTime") > before
 
 
-def test_video_call_with_mute_recording_and_end(open_page, room, alice, bob, media):
+@pytest.mark.usefixtures("media")
+def test_video_call_with_mute_recording_and_end(open_page, room, alice, bob):
     alice_page = open_page(alice, f"/rooms/{room.pk}/")
     bob_page = open_page(bob, f"/rooms/{room.pk}/")
 
@@ -67,6 +56,24 @@ def test_video_call_with_mute_recording_and_end(open_page, room, alice, bob, med
     alice_tile = bob_page.locator(f'#call-grid .call-tile[data-user="{alice.pk}"]')
     expect(alice_tile.locator(".call-muted")).to_be_visible()
     expect(controls.get_by_role("button", name="Unmute", exact=True)).to_be_visible()
+
+    controls.get_by_role("button", name="Camera off").click()
+    expect(alice_tile.locator(".call-camera-off")).to_be_visible()
+    controls.get_by_role("button", name="Camera on").click()
+    expect(alice_tile.locator(".call-camera-off")).to_be_hidden()
+
+    # Screen sharing swaps the track bob receives (replaceTrack): Chromium's fake screen is
+    # 1280x720, its fake camera gives 640x360.
+    controls.get_by_role("button", name="Share screen").click()
+    expect(alice_tile.locator(".call-sharing")).to_be_visible()
+    alice_video = alice_tile.locator("video")
+    bob_page.wait_for_function(
+        "(v) => v.videoWidth === 1280", arg=alice_video.element_handle(), timeout=MEDIA_WAIT
+    )
+    controls.get_by_role("button", name="Stop sharing").click()
+    bob_page.wait_for_function(
+        "(v) => v.videoWidth === 640", arg=alice_video.element_handle(), timeout=MEDIA_WAIT
+    )
 
     controls.get_by_role("button", name="Record", exact=True).click()
     expect(bob_page.locator("#call-panel .call-recording")).to_be_visible()
@@ -98,3 +105,41 @@ def test_video_call_with_mute_recording_and_end(open_page, room, alice, bob, med
         expect(ended).to_contain_text("with Alice Adams, Bob Jones")
         expect(page.locator("#call-banner")).to_be_hidden()
     assert Message.objects.filter(room=room, body__startswith="Call ended").count() == 1
+
+
+def test_refused_camera_and_microphone_say_so(browser, daphne_server, open_page, room, alice):
+    """A browser whose permission prompt is answered no (headless Chromium without the fake
+    prompt dismisses it) hears why it cannot join, and no call starts."""
+    from tests.conftest import CHROMIUM, CHROMIUM_ARGS
+
+    refusing = browser.browser_type.launch(
+        executable_path=CHROMIUM,
+        args=[arg for arg in CHROMIUM_ARGS if arg != "--use-fake-ui-for-media-stream"],
+        headless=True,
+    )
+    try:
+        context = refusing.new_context(base_url=daphne_server.url)
+        session = client_for(alice).cookies["sessionid"].value
+        context.add_cookies([{"name": "sessionid", "value": session, "url": daphne_server.url}])
+        page = context.new_page()
+        page.goto(f"/rooms/{room.pk}/")
+        expect(page.locator("body")).to_have_attribute("data-live", "connected")
+        page.get_by_label("Start call").click()
+        page.get_by_role("menuitem", name="Video call").click()
+        expect(page.locator("#toast")).to_contain_text("permission was refused")
+        expect(page.locator("#call-panel")).to_be_hidden()
+    finally:
+        refusing.close()
+    assert not Call.objects.exists()
+
+
+def test_browser_without_media_devices_is_told(open_page, room, alice):
+    page = open_page(alice, f"/rooms/{room.pk}/")
+    # What a browser without the API (or a page not served over HTTPS) looks like.
+    page.add_init_script("Object.defineProperty(navigator, 'mediaDevices', {value: undefined})")
+    page.reload()
+    expect(page.locator("body")).to_have_attribute("data-live", "connected")
+    page.get_by_label("Start call").click()
+    page.get_by_role("menuitem", name="Voice call").click()
+    expect(page.locator("#toast")).to_contain_text("lacks getUserMedia")
+    assert not Call.objects.exists()

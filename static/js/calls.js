@@ -225,6 +225,7 @@ function updateTiles(participants) {
     const entry = info.peer === call.peer ? null : entryFor(info);
     if (!entry) continue;
     entry.info = info;
+    entry.tile.dataset.user = info.user;
     $(".call-name", entry.tile).textContent = info.name;
     $(".call-muted", entry.tile).hidden = !info.muted;
     $(".call-camera-off", entry.tile).hidden = info.camera || info.screen;
@@ -609,7 +610,8 @@ export function handleCallError(frame) {
     ctx.toast(frame.error);
     return;
   }
-  if (call) showError(frame.error);
+  // A signal to someone who left a moment ago is refused: their leaving is news enough.
+  if (call && frame.frame !== "call.signal") showError(frame.error);
 }
 
 // The socket came back: a seat belongs to a socket, so the old one was given up. Sit down
