@@ -344,6 +344,13 @@ THUMBNAIL_MAX_PIXELS = env_int("THUMBNAIL_MAX_PIXELS", 24_000_000)
 DOWNLOAD_BACKLOG_BYTES = env_int("DOWNLOAD_BACKLOG_BYTES", 8 * 1024**2)
 # With a key, the attach menu offers Dropbox's Chooser, which shares a Dropbox link.
 DROPBOX_APP_KEY = os.environ.get("DROPBOX_APP_KEY", "")
+# Record screen (attach menu): a recording stops by itself after this many seconds.
+SCREEN_RECORDING_MAX_SECONDS = env_int("SCREEN_RECORDING_MAX_SECONDS", 30 * 60)
+if not 1 <= SCREEN_RECORDING_MAX_SECONDS <= 4 * 3600:
+    raise ImproperlyConfigured(
+        "SCREEN_RECORDING_MAX_SECONDS must be between 1 and 14400 seconds (4 hours), "
+        f"not {SCREEN_RECORDING_MAX_SECONDS}"
+    )
 
 
 def parse_storage_url(url: str) -> dict:

@@ -1,4 +1,4 @@
-"""Template tags for the attach controls: the upload limit and whether Dropbox is offered."""
+"""Template tags for the attach controls: the upload and screen recording limits, Dropbox."""
 
 from __future__ import annotations
 
@@ -16,3 +16,8 @@ def max_upload_bytes() -> int:
 @register.simple_tag
 def dropbox_app_key() -> str:
     return settings.DROPBOX_APP_KEY
+
+
+@register.simple_tag
+def screen_recording_max_seconds() -> int:
+    return settings.SCREEN_RECORDING_MAX_SECONDS

@@ -3,6 +3,7 @@
 import { initComposer } from "./composer.js";
 import { initShortcuts } from "./shortcuts.js";
 import { initNotepad } from "./notepad.js";
+import "./capture.js";  // Record screen and Take screenshot, in the attach menu
 import { handleCallError, handleCallFrame, initCalls } from "./calls.js";
 
 const body = document.body;
