@@ -305,6 +305,14 @@ PARLEY_INBOUND_MAX_BYTES = env_int("PARLEY_INBOUND_MAX_BYTES", 10 * 1024 * 1024)
 # "Immediately" waits this long so that a burst in one room makes one email, and a message
 # read meanwhile makes none.
 PARLEY_NOTIFY_BATCH_SECONDS = env_int("PARLEY_NOTIFY_BATCH_SECONDS", 120)
+# A sender that stops renewing its claim on due emails for this long is taken to be dead, and
+# another sends them (the same Message-ID, should the dead one have got one out).
+PARLEY_NOTIFY_CLAIM_LEASE_SECONDS = env_int("PARLEY_NOTIFY_CLAIM_LEASE_SECONDS", 120)
+if PARLEY_NOTIFY_CLAIM_LEASE_SECONDS <= EMAIL_TIMEOUT:
+    raise ImproperlyConfigured(
+        "PARLEY_NOTIFY_CLAIM_LEASE_SECONDS must be longer than EMAIL_TIMEOUT "
+        f"({EMAIL_TIMEOUT} s): a sender renews its claim once per email"
+    )
 # Daily digests go out at this hour of TIME_ZONE.
 PARLEY_DIGEST_HOUR = env_int("PARLEY_DIGEST_HOUR", 8)
 CELERY_BEAT_SCHEDULE = {

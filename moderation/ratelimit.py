@@ -1,16 +1,26 @@
 """Rate limits per person and per IP address, counted in the cache (Redis in production).
 
 Fixed windows: cheap (one INCR per check) and good enough to stop floods and guessing.
+
+When Redis cannot be reached the limits are not enforced (fail open, with a logged warning),
+as in other chat products: a Redis restart must not refuse every message and login. Each
+check then costs at most one connect timeout.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import time
 
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+# Counting must not hold a request up for long while Redis is away.
+REDIS_TIMEOUT = 0.5
 
 
 class RateLimited(Exception):
@@ -22,8 +32,15 @@ class RateLimited(Exception):
 @functools.cache
 def _redis():
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
-    return redis.Redis.from_url(settings.REDIS_URL)
+    return redis.Redis.from_url(
+        settings.REDIS_URL,
+        socket_connect_timeout=REDIS_TIMEOUT,
+        socket_timeout=REDIS_TIMEOUT,
+        retry=Retry(NoBackoff(), 0),
+    )
 
 
 def _incr_all(keys: list[str], period: int) -> list[int]:
@@ -56,7 +73,11 @@ def _enforce(scope: str, limits: dict[str, int], period: int, *, peek: bool) -> 
     now = time.time()
     window = int(now // period)
     keys = [f"rl:{scope}:{who}:{window}" for who in limits]
-    counts = _peek_all(keys) if peek else _incr_all(keys, period)
+    try:
+        counts = _peek_all(keys) if peek else _incr_all(keys, period)
+    except RedisError as error:
+        log.warning("Rate limit %r not checked, Redis is unreachable: %s", scope, error)
+        return
     for count, limit_ in zip(counts, limits.values(), strict=True):
         # A peek asks "may one more go through?"; a counted attempt asks "was this one too many?".
         if count > limit_ or (peek and count >= limit_):

@@ -58,8 +58,13 @@ log = logging.getLogger(__name__)
 
 # Batches claimed per run; a full run hands the rest to another worker.
 SEND_CHUNK = 100
-# A claim older than this was left by a sender that died: another run may take it over.
-CLAIM_LEASE = timedelta(minutes=10)
+# A claim not renewed for this long was left by a sender that died: another run takes it over.
+# A live sender renews its claim before each email, so this only has to outlast one email.
+CLAIM_LEASE = timedelta(seconds=settings.PARLEY_NOTIFY_CLAIM_LEASE_SECONDS)
+# A message whose emails were not queued this long after it was sent lost its task on the way
+# (a killed worker, a Redis restart); the sweep queues it. Older ones are left alone.
+LEFT_BEHIND_AFTER = timedelta(seconds=10)
+LEFT_BEHIND_WITHIN = timedelta(hours=1)
 # An email lists at most this many messages and counts the rest.
 MAX_LISTED = 20
 # Messages loaded per room and chunk, so that a huge daily digest stays bounded.
@@ -194,13 +199,17 @@ def queue_message_emails(message_id: int) -> int:
     is not sent again for it (see `_plan`).
     """
     message = Message.objects.select_related("room").filter(pk=message_id).first()
+    queued = Message.objects.filter(pk=message_id, emails_queued=False)
     if message is None or message.is_deleted:
+        queued.update(emails_queued=True)
         return 0
     wanted = message_email_recipients(message)
     if not wanted:
+        queued.update(emails_queued=True)
         return 0
     now = timezone.now()
     with transaction.atomic():
+        queued.update(emails_queued=True)
         open_batches = EmailBatch.objects.filter(
             room_id=message.room_id, user_id__in=list(wanted), claimed__isnull=True
         )
@@ -228,6 +237,30 @@ def queue_message_emails(message_id: int) -> int:
             open_batches.filter(user_id__in=[b.user_id for b in new]).update(**widen)
     _send_when_due(message.room_id, opened=any(b.frequency == Frequency.IMMEDIATELY for b in new))
     return len(wanted)
+
+
+def queue_left_behind() -> int:
+    """Queue the emails of recent messages whose `message_sent` task never ran; returns how many.
+
+    The database, not the broker, decides what is still to do: a task lost with a killed
+    worker or a restarted Redis is made up for here (the beat runs this with each sweep).
+    """
+    now = timezone.now()
+    left = list(
+        Message.objects.filter(
+            emails_queued=False,
+            created__lt=now - LEFT_BEHIND_AFTER,
+            created__gte=now - LEFT_BEHIND_WITHIN,
+        )
+        .order_by("created")
+        .values_list("pk", flat=True)[:SEND_CHUNK]
+    )
+    for message_id in left:
+        queue_message_emails(message_id)
+        post_auto_replies(message_id)
+    if left:
+        log.warning("Queued the emails of %d messages whose task was lost", len(left))
+    return len(left)
 
 
 def _send_when_due(room_id: int, *, opened: bool) -> None:
@@ -409,10 +442,13 @@ def send_due_emails(*, room_id: int | None = None, limit: int = SEND_CHUNK) -> S
     if not planned:
         return report
     tokens = _new_reply_tokens(planned)
+    claim = batches[0].claim
     connection = get_connection()
     try:
         connection.open()
         for item, token in zip(planned, tokens, strict=True):
+            if not _renew_claim(claim, item.batch.pk):
+                continue  # this run was too slow and another took the batch over
             email = emails.message_batch_email(
                 recipient=item.batch.user,
                 room=item.batch.room,
@@ -429,13 +465,24 @@ def send_due_emails(*, room_id: int | None = None, limit: int = SEND_CHUNK) -> S
             report.sent += 1
     except Exception:
         # Let a retry take the unsent batches over at once instead of after the lease.
-        EmailBatch.objects.filter(claim=batches[0].claim, sent__isnull=True).update(
+        EmailBatch.objects.filter(claim=claim, sent__isnull=True).update(
             claimed=timezone.now() - CLAIM_LEASE - timedelta(seconds=1)
         )
         raise
     finally:
         connection.close()
     return report
+
+
+def _renew_claim(claim: str, batch_id: int) -> bool:
+    """Keep this run's unsent batches from looking abandoned; False when `batch_id` was
+    taken over meanwhile."""
+    now = timezone.now()
+    ours = EmailBatch.objects.filter(claim=claim, sent__isnull=True)
+    if not ours.filter(pk=batch_id).update(claimed=now):
+        return False
+    ours.exclude(pk=batch_id).update(claimed=now)
+    return True
 
 
 def send_all_due_emails() -> SendReport:

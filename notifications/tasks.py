@@ -24,7 +24,12 @@ def message_sent(message_id: int) -> None:
 
 @shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=5, max_retries=8)
 def send_due_notifications(room_id: int | None = None) -> int:
-    """Send what is due (in one room, or everywhere); a full chunk hands on the rest."""
+    """Send what is due (in one room, or everywhere); a full chunk hands on the rest.
+
+    The sweep (everywhere, run by the beat) first queues messages whose own task was lost.
+    """
+    if room_id is None:
+        actions.queue_left_behind()
     report = actions.send_due_emails(room_id=room_id)
     if report.claimed >= actions.SEND_CHUNK:
         send_due_notifications.delay(room_id)

@@ -118,7 +118,7 @@ def _publish_room_updated(room: Room, *, joining: Iterable[int] = ()) -> None:
         events.publish_on_commit(event, user_ids=joining)
 
 
-def _publish_message(message: Message, kind: str, *, list_changed: bool) -> None:
+def _publish_message(message: Message, kind: str, *, list_changed: bool, prev: int = 0) -> None:
     room_html = room_item_html(room_for_event(message.room_id)) if list_changed else ""
     message.rendered_html = message_html(message)
     event: events.MessageEvent = {
@@ -128,6 +128,7 @@ def _publish_message(message: Message, kind: str, *, list_changed: bool) -> None
         "sender": message.sender_id,
         "html": message.rendered_html,
         "room_html": room_html,
+        "prev": prev,
         "ts": events.now_ts(),
     }
     events.publish_on_commit(event, room_id=message.room_id)
@@ -288,8 +289,14 @@ def do_send_message(
     gif_title: str = "",
     kind: MessageKind = MessageKind.USER,
     attachments: Sequence[int] = (),
+    client_token: str = "",
 ) -> Message:
-    """Post a message; `attachments` are ids of the sender's finished uploads in this room."""
+    """Post a message; `attachments` are ids of the sender's finished uploads in this room.
+
+    A `client_token` the sender already used returns the message stored with it, unchanged
+    and not published again: the composer retries a failed request with the same token.
+    """
+    client_token = check_client_token(client_token)
     room = access_membership(sender, room.pk).room
     check_writable(room)
     to_attach = _check_attachments(sender, room, attachments)
@@ -303,9 +310,43 @@ def do_send_message(
         gif_url=gif_url,
         gif_title=gif_title,
         attachments=to_attach,
+        client_token=client_token,
     )
+    if getattr(message, "retried", False):
+        return message
     transaction.on_commit(partial(notifications_dispatch.message_sent, message.pk))
     return message
+
+
+CLIENT_TOKEN = re.compile(r"[A-Za-z0-9_-]{8,64}")
+
+
+def check_client_token(token: object) -> str:
+    if token == "":
+        return ""
+    if not isinstance(token, str) or not CLIENT_TOKEN.fullmatch(token):
+        raise ValidationError(
+            "A message's client token is 8 to 64 letters, digits, dashes or underscores."
+        )
+    return token
+
+
+def _create_once(sender: User, room: Room, client_token: str, **fields) -> Message:
+    """Message.objects.create, or the message this sender already stored with `client_token`
+    (marked `retried`), also when a concurrent request with the same token wins the race."""
+    if not client_token:
+        return Message.objects.create(room=room, sender=sender, **fields)
+    try:
+        with transaction.atomic():
+            return Message.objects.create(
+                room=room, sender=sender, client_token=client_token, **fields
+            )
+    except IntegrityError:
+        earlier = Message.objects.get(sender=sender, client_token=client_token)
+    if earlier.room_id != room.pk:
+        raise ValidationError("That client token was already used for a message elsewhere.")
+    earlier.retried = True
+    return earlier
 
 
 def _post(
@@ -317,11 +358,21 @@ def _post(
     gif_url: str = "",
     gif_title: str = "",
     attachments: Sequence[Attachment] = (),
+    client_token: str = "",
 ) -> Message:
     """Store and publish a message whose sender and text were already checked."""
-    message = Message.objects.create(
-        room=room,
-        sender=sender,
+    # Sends to one room take turns from here to the commit, so that a room's messages commit
+    # in id order and each knows its predecessor: a tab that never saw `prev` missed a frame.
+    prev = (
+        Room.objects.select_for_update(no_key=True)
+        .filter(pk=room.pk)
+        .values_list("last_message_id", flat=True)
+        .get()
+    )
+    message = _create_once(
+        sender,
+        room,
+        client_token,
         kind=kind,
         body=body,
         # Only a message with an "@" can mention anyone: skip loading the members otherwise.
@@ -329,6 +380,8 @@ def _post(
         gif_url=gif_url,
         gif_title=gif_title[:200],
     )
+    if getattr(message, "retried", False):
+        return message
     _record_mentions(message, new=True)
     _attach_files(message, attachments)
     _record_links(message, new=True)
@@ -337,7 +390,7 @@ def _post(
     Membership.objects.filter(room=room, user=sender).update(
         last_read_id=Greatest(F("last_read_id"), message.pk)
     )
-    _publish_message(message, "message.new", list_changed=True)
+    _publish_message(message, "message.new", list_changed=True, prev=prev or 0)
     return message
 
 

@@ -124,6 +124,8 @@ class LiveConsumer(CallFrames, AsyncWebsocketConsumer):
                 "sender": message.sender_id,
                 "html": message_html(message),
                 "room_html": "",
+                # Replayed in id order from the database: nothing to check against.
+                "prev": 0,
                 "ts": message.changed.timestamp(),
             }
             frames.append(events.encode(event))

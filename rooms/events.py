@@ -27,6 +27,9 @@ class MessageEvent(TypedDict):
     html: str
     # The room's entry in the conversation list, or "" when the list entry did not change.
     room_html: str
+    # For a newly sent message, the id of the room's message before it (0: none, or a replay
+    # or change): a tab that has not got that one lost a frame on the way and resumes.
+    prev: int
     ts: float
 
 

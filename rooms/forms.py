@@ -40,6 +40,18 @@ class MessageForm(forms.Form):
     )
 
 
+class ClientTokenForm(forms.Form):
+    """The token a tab sends with each message, so that a retried request posts it once; the
+    action checks its shape."""
+
+    client_token = forms.CharField(required=False, strip=False)
+
+    def clean_client_token(self) -> str:
+        if len(self.data.getlist("client_token")) > 1:
+            raise forms.ValidationError("Send one client token per message.")
+        return self.cleaned_data["client_token"]
+
+
 class TitleForm(forms.Form):
     title = forms.CharField(max_length=200)
 

@@ -109,10 +109,30 @@ class Message(models.Model):
     gif_title = models.CharField(max_length=200, blank=True)
     # Bumped by every edit or delete; a reconnecting tab replays changes made after it left.
     changed = models.DateTimeField(auto_now=True, db_index=True)
+    # Chosen by the sender's tab for each message it sends: a retried request carrying the same
+    # token gets the stored message back instead of posting it twice.
+    client_token = models.CharField(max_length=64, blank=True, default="")
+    # Set by the notifications worker once the message is in its recipients' email batches;
+    # the periodic sweep queues any message whose task was lost (a killed worker, a Redis restart).
+    emails_queued = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["room", "id"], name="message_room_id")]
+        indexes = [
+            models.Index(fields=["room", "id"], name="message_room_id"),
+            models.Index(
+                fields=["created"],
+                condition=models.Q(emails_queued=False),
+                name="message_emails_not_queued",
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sender", "client_token"],
+                condition=~models.Q(client_token=""),
+                name="message_client_token_once",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.sender} in {self.room_id}: {self.body[:40]}"

@@ -19,6 +19,7 @@ from .formatting import emoji_names
 from .forms import (
     AroundForm,
     AttachmentsForm,
+    ClientTokenForm,
     FilesPageForm,
     FlagForm,
     GifChoiceForm,
@@ -114,9 +115,16 @@ def room_messages(request: HttpRequest, room_id: int) -> HttpResponse:
         form = MessageForm(request.POST)
         body = request.POST.get("body", "") if attachments else check(form)["body"]
         message = actions.do_send_message(
-            request.user, room=membership.room, body=body, attachments=attachments
+            request.user,
+            room=membership.room,
+            body=body,
+            attachments=attachments,
+            client_token=check(ClientTokenForm(request.POST))["client_token"],
         )
-        return HttpResponse(message_html(message), status=201)
+        # A retry of a message already stored gets it back with 200 instead of 201 Created.
+        return HttpResponse(
+            message_html(message), status=200 if getattr(message, "retried", False) else 201
+        )
     page = check(PageForm(request.GET))
     if page["after"] is not None:
         messages, has_newer = messages_after(membership.room, after=page["after"])

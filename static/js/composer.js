@@ -27,9 +27,34 @@ export function initComposer({ roomId, me, placeMessage, csrfHeaders, sendFrame 
     const reply = await response.text();
     if (!response.ok) {
       const isText = response.headers.get("Content-Type")?.startsWith("text/plain");
-      throw new Error(isText ? reply : `Not sent (${response.status}).`);
+      const failure = new Error(isText ? reply : `Not sent (${response.status}).`);
+      failure.status = response.status;
+      throw failure;
     }
     return reply;
+  }
+
+  // Each message carries a token of its own; the server stores it and answers a repeat of the
+  // same token with the message already stored, so a retry never posts twice.
+  function newToken() {
+    if (crypto.randomUUID) return crypto.randomUUID();
+    // Plain http on a name other than localhost is not a secure context: no randomUUID there.
+    return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+  let pending = null;  // { text, token } of the message being sent until the server has it
+
+  // A dropped connection or a server error (a restarting process, 502/503 from the balancer)
+  // is retried a few times with the same token; a refusal (4xx) is shown at once.
+  async function postMessage(data) {
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        return await post(form.action, data);
+      } catch (failure) {
+        const retryable = failure instanceof TypeError || failure.status >= 500;
+        if (!retryable || attempt >= 4) throw failure;
+        await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** attempt * (0.5 + Math.random() / 2)));
+      }
+    }
   }
 
   async function send() {
@@ -52,8 +77,13 @@ export function initComposer({ roomId, me, placeMessage, csrfHeaders, sendFrame 
     sending = true;
     error.hidden = true;
     try {
+      // The same text sent again after a failure keeps its token: it may have been stored.
+      if (pending?.text !== text) pending = { text, token: newToken() };
       // URL-encoded, as htmx sends the edit form: multipart would turn each line break into CRLF.
-      const reply = await post(form.action, new URLSearchParams(new FormData(form)));
+      const data = new URLSearchParams(new FormData(form));
+      data.set("client_token", pending.token);
+      const reply = await postMessage(data);
+      pending = null;
       if (input.value === text) input.value = "";
       clearAttached(form);
       placeMessage(reply);

@@ -11,6 +11,14 @@ const me = Number(body.dataset.me);
 const myUsername = body.dataset.username;
 let lastId = Number(body.dataset.lastId || 0);
 let since = Number(body.dataset.since || 0);
+// Everything up to this id was in the database when the page was made (see LiveCursorMiddleware).
+const loadedUpTo = lastId;
+// Ids received since then, and the newest per room: a new message names its room's previous
+// one (`prev`), and a tab that never got that one lost a frame on the way (a process or Redis
+// restarting) and asks for a replay, once per gap.
+const received = new Set();
+const newestInRoom = new Map();
+const gapsAsked = new Set();
 let socket = null;
 let retry = 0;
 
@@ -73,7 +81,7 @@ export function csrfHeaders() {
 export function placeMessage(html) {
   const incoming = fragment(html);
   const id = Number(incoming.dataset.id);
-  lastId = Math.max(lastId, id);
+  noteReceived(openRoomId(), id);
   const existing = document.getElementById(incoming.id);
   if (existing) {
     if (existing.querySelector(".edit-form") && !incoming.classList.contains("deleted")) {
@@ -120,6 +128,24 @@ function counts(item) {
   };
 }
 
+function noteReceived(roomId, id) {
+  lastId = Math.max(lastId, id);
+  received.add(id);
+  newestInRoom.set(roomId, Math.max(newestInRoom.get(roomId) || 0, id));
+}
+
+function resume(fromId) {
+  // A few seconds of margin: replaying a change twice is harmless, missing one is not.
+  sendFrame({ type: "resume", last_id: fromId, since: Math.max(0, since - 5) });
+}
+
+function checkForGap(frame) {
+  const prev = frame.prev || 0;
+  if (prev <= loadedUpTo || received.has(prev) || gapsAsked.has(prev)) return;
+  gapsAsked.add(prev);
+  resume(Math.min(newestInRoom.get(frame.room) ?? loadedUpTo, prev - 1));
+}
+
 export function sendFrame(frame) {
   if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
 }
@@ -164,14 +190,14 @@ function placeRoomItem(roomId, html, { toTop }) {
 
 const handlers = {
   "message.new"(frame) {
+    checkForGap(frame);
     const isOpen = frame.room === openRoomId();
     if (isOpen) {
       const seen = document.getElementById(`msg-${frame.id}`);
       placeMessage(frame.html);
       if (!seen && frame.sender !== me) markRead(frame.room, frame.id);
-    } else {
-      lastId = Math.max(lastId, frame.id);
     }
+    noteReceived(frame.room, frame.id);
     if (frame.room_html) {
       const item = placeRoomItem(frame.room, frame.room_html, { toTop: true });
       if (item && !isOpen && frame.sender !== me) {
@@ -258,8 +284,7 @@ function connect() {
   socket.addEventListener("open", () => {
     retry = 0;
     document.getElementById("connection").hidden = true;
-    // A few seconds of margin: replaying a change twice is harmless, missing one is not.
-    socket.send(JSON.stringify({ type: "resume", last_id: lastId, since: Math.max(0, since - 5) }));
+    resume(lastId);
     body.dataset.live = "connected";
     document.dispatchEvent(new CustomEvent("parley:connected"));
   });
