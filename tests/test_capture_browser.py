@@ -112,6 +112,8 @@ def test_a_screen_recording_with_the_microphone_is_previewed_sent_and_plays_for_
     note = dialog.get_by_role("status")
     expect(note).to_contain_text(re.compile(r"^0:0[234] recorded · [\d.]+ (KB|MB)\."))
     assert preview.evaluate("v => v.videoWidth") == SCREEN[0]
+    # The WebM carries its length (MediaRecorder leaves it out), so the player can seek.
+    assert 2.0 <= preview.evaluate("v => v.duration") <= 4.5
 
     dialog.get_by_role("button", name="Send").click()
     expect(dialog).to_be_hidden()
@@ -135,6 +137,7 @@ def test_a_screen_recording_with_the_microphone_is_previewed_sent_and_plays_for_
         "video => video.readyState >= 1 && video.videoWidth > 0", arg=video.element_handle()
     )
     assert video.evaluate("v => v.videoWidth") == SCREEN[0]
+    assert 2.0 <= video.evaluate("v => v.duration") <= 4.5
     served = bob_page.request.get(f"/files/{stored.pk}/view/")
     assert served.ok
     assert served.headers["content-type"] == "video/webm"

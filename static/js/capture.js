@@ -167,6 +167,7 @@ function initRecorder(dialog) {
       tick(current);
     });
     current.recorder.addEventListener("stop", () => finished(current));
+    current.recorder.addEventListener("error", () => stop(current, "Recording failed, so it stopped here."));
     video.addEventListener("ended", () => stop(current, "Sharing ended, so the recording stopped."));
     current.recorder.start(1000);
     current.began = performance.now();
@@ -195,11 +196,18 @@ function initRecorder(dialog) {
     release(current);
   }
 
-  function finished(current) {
+  async function finished(current) {
     release(current);
     if (session !== current || !dialog.open) return;  // discarded meanwhile
-    current.blob = new Blob(current.chunks, { type: "video/webm" });
+    current.seconds ??= (performance.now() - current.began) / 1000;  // it stopped by itself
+    const recorded = new Blob(current.chunks, { type: "video/webm" });
     current.chunks = [];
+    // static/vendor/fix-webm-duration: without it a player shows no length and cannot seek.
+    const withLength = window.ysFixWebmDuration;
+    current.blob = withLength && recorded.size
+      ? await withLength(recorded, current.seconds * 1000, { logger: false })
+      : recorded;
+    if (session !== current || !dialog.open) return;
     if (!current.blob.size) {
       dialog.close();
       showError("Nothing was recorded, so nothing was attached.");
