@@ -6,6 +6,7 @@ import json
 import time
 from datetime import UTC, datetime
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
@@ -24,6 +25,10 @@ TYPING_INTERVAL = 2.0
 
 class LiveConsumer(CallFrames, AsyncWebsocketConsumer):
     """Listens to its person's group (their own events) and one group per room they are in."""
+
+    # The state this tab last wrote to presence, and when (time.monotonic()).
+    presence_reported: presence.State | None = None
+    presence_at: float = 0.0
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -59,14 +64,16 @@ class LiveConsumer(CallFrames, AsyncWebsocketConsumer):
             await super().dispatch(message)
 
     async def set_presence(self, state: presence.State | None) -> None:
-        before, after = await database_sync_to_async(presence.report)(
+        now = time.monotonic()
+        if state == self.presence_reported and now - self.presence_at < presence.REFRESH_AFTER:
+            return  # a heartbeat that changes nothing; the entry is still fresh
+        self.presence_reported, self.presence_at = state, now
+        # Redis only: it need not wait behind the database work of other tabs connecting.
+        before, after = await sync_to_async(presence.report, thread_sensitive=False)(
             self.user.pk, self.channel_name, state
         )
         if before != after:
-            event: events.PresenceEvent = {"type": "presence", "user": self.user.pk, "state": after}
-            frame = events.encode(event)
-            for room_id in self.rooms:
-                await events.fan_out(frame, room_id=room_id, skip_user=self.user.pk)
+            await presence.announce(self.user.pk, after, self.rooms)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if text_data is None or len(text_data) > MAX_FRAME_BYTES:

@@ -64,8 +64,9 @@ class TypingEvent(TypedDict):
 
 class PresenceEvent(TypedDict):
     type: Literal["presence"]
-    user: int
-    state: str
+    # {person id (a JSON key, so text): "online" | "away" | "offline"}, everyone who changed in
+    # one batch (rooms/presence.py).
+    states: dict[str, str]
 
 
 class NoticeEvent(TypedDict):

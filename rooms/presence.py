@@ -8,8 +8,11 @@ dropped (with a logged warning); pages, sockets and messages carry on.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+import weakref
+from collections.abc import Iterable
 from typing import Literal
 
 from django.core.cache import cache
@@ -19,6 +22,13 @@ log = logging.getLogger(__name__)
 
 State = Literal["online", "away", "offline"]
 TAB_TTL = 90
+# A tab's heartbeat that changes nothing rewrites its entry only this long after the last write,
+# well before TAB_TTL runs out (live.js pings every 30 s; a hidden tab's timers may slow to 60 s).
+REFRESH_AFTER = TAB_TTL / 2
+# Changes are announced to a room at most this often per server process, all in one frame: when
+# many people connect at once (a restart, the morning), one frame per room carries them all,
+# instead of one per person to every member of each of their rooms (the square of a room's size).
+BATCH_SECONDS = 1.0
 
 
 def _key(user_id: int) -> str:
@@ -63,3 +73,36 @@ def states(user_ids: list[int]) -> dict[int, State]:
         log.warning("Presence unknown, Redis is unreachable: %s", error)
         found = {}
     return {uid: _state_of(found.get(_key(uid)) or {}) for uid in user_ids}
+
+
+class _Batch:
+    def __init__(self) -> None:
+        self.rooms: dict[int, dict[str, State]] = {}
+        self.flush: asyncio.Task | None = None
+
+
+# One batch per event loop (a server process has one; tests start one per test).
+_batches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batch] = weakref.WeakKeyDictionary()
+
+
+async def announce(user_id: int, state: State, room_ids: Iterable[int]) -> None:
+    """Tell the members of `room_ids` the person's new state, in the next batch."""
+    loop = asyncio.get_running_loop()
+    batch = _batches.setdefault(loop, _Batch())
+    for room_id in room_ids:
+        batch.rooms.setdefault(room_id, {})[str(user_id)] = state
+    if batch.flush is None and batch.rooms:
+        batch.flush = loop.create_task(_send_later(batch))
+
+
+async def _send_later(batch: _Batch) -> None:
+    from . import events
+
+    await asyncio.sleep(BATCH_SECONDS)
+    rooms, batch.rooms, batch.flush = batch.rooms, {}, None
+    for room_id, states in rooms.items():
+        event: events.PresenceEvent = {"type": "presence", "states": states}
+        try:
+            await events.fan_out(events.encode(event), room_id=room_id)
+        except Exception:  # presence is news, not data: the next change or page load has it
+            log.warning("Presence news for room %s not sent", room_id, exc_info=True)

@@ -250,25 +250,64 @@ async def test_typing_in_a_room_you_are_not_in_is_refused(room, alice, mallory):
     await mallory_socket.disconnect()
 
 
-async def test_presence_goes_online_away_and_offline(room, alice, bob, mallory):
+@pytest.fixture
+def quick_presence(monkeypatch):
     from django.core.cache import cache
 
-    await database_sync_to_async(cache.clear)()
+    from rooms import presence
+
+    cache.clear()
+    monkeypatch.setattr(presence, "BATCH_SECONDS", 0.05)
+
+
+async def test_presence_goes_online_away_and_offline(room, alice, bob, mallory, quick_presence):
     alice_socket = await connect(alice)
     mallory_socket = await connect(mallory)
     await frames(alice_socket, presence=True)
     bob_socket = await connect(bob)
     assert await frames(alice_socket, presence=True) == [
-        {"type": "presence", "user": bob.pk, "state": "online"}
+        {"type": "presence", "states": {str(bob.pk): "online"}}
     ]
     await bob_socket.send_json_to({"type": "ping", "away": True})
     assert await frames(alice_socket, presence=True) == [
-        {"type": "presence", "user": bob.pk, "state": "away"}
+        {"type": "presence", "states": {str(bob.pk): "away"}}
     ]
     await bob_socket.disconnect()
     assert await frames(alice_socket, presence=True) == [
-        {"type": "presence", "user": bob.pk, "state": "offline"}
+        {"type": "presence", "states": {str(bob.pk): "offline"}}
     ]
     assert await frames(mallory_socket, presence=True) == []
     await alice_socket.disconnect()
     await mallory_socket.disconnect()
+
+
+async def test_people_arriving_together_are_announced_in_one_frame(
+    room, alice, bob, carol, quick_presence, monkeypatch
+):
+    from rooms import presence
+
+    alice_socket = await connect(alice)
+    await frames(alice_socket, presence=True)
+    monkeypatch.setattr(presence, "BATCH_SECONDS", 1.0)
+    bob_socket, carol_socket = await connect(bob), await connect(carol)
+    assert await frames(alice_socket, presence=True, until="presence") == [
+        {"type": "presence", "states": {str(bob.pk): "online", str(carol.pk): "online"}}
+    ]
+    assert await frames(alice_socket, presence=True) == []
+    for socket in (alice_socket, bob_socket, carol_socket):
+        await socket.disconnect()
+
+
+async def test_heartbeat_that_changes_nothing_announces_nothing(room, alice, bob, quick_presence):
+    from rooms import presence
+
+    alice_socket, bob_socket = await connect(alice), await connect(bob)
+    await frames(alice_socket, presence=True)
+    await frames(bob_socket, presence=True)
+    await bob_socket.send_json_to({"type": "ping", "away": False})
+    assert await frames(bob_socket, presence=True) == [{"type": "pong"}]
+    assert await frames(alice_socket, presence=True) == []
+    states = await database_sync_to_async(presence.states)([alice.pk, bob.pk])
+    assert states == {alice.pk: "online", bob.pk: "online"}
+    await alice_socket.disconnect()
+    await bob_socket.disconnect()

@@ -245,9 +245,11 @@ const handlers = {
     showTyping();
   },
   presence(frame) {
-    for (const dot of document.querySelectorAll(`[data-presence-user="${frame.user}"]`)) {
-      dot.dataset.state = frame.state;
-      dot.title = frame.state;
+    for (const [user, state] of Object.entries(frame.states)) {
+      for (const dot of document.querySelectorAll(`[data-presence-user="${user}"]`)) {
+        dot.dataset.state = state;
+        dot.title = state;
+      }
     }
   },
   "resume.done"(frame) {
