@@ -15,6 +15,7 @@ Server to this socket: call.welcome (its seat), call.signal (from another seat),
 from __future__ import annotations
 
 import json
+import time
 
 from channels.db import database_sync_to_async
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -25,6 +26,9 @@ from . import calls, events
 MAX_ID = 2**63 - 1
 MAX_PEER_ID = 32
 FLAGS = ("muted", "camera", "screen", "recording")
+# Call frames per socket: a burst of ICE candidates fits, a flood is refused (a token bucket).
+FRAME_BURST = 200
+FRAMES_PER_SECOND = 20
 
 
 class Refused(Exception):
@@ -52,6 +56,19 @@ class CallFrames:
 
     # Set once this socket has held a seat: only then does closing it look for seats to free.
     sat_in_call = False
+    call_tokens = float(FRAME_BURST)
+    call_tokens_at = 0.0
+
+    def _take_token(self) -> bool:
+        now = time.monotonic()
+        self.call_tokens = min(
+            FRAME_BURST, self.call_tokens + (now - self.call_tokens_at) * FRAMES_PER_SECOND
+        )
+        self.call_tokens_at = now
+        if self.call_tokens < 1:
+            return False
+        self.call_tokens -= 1
+        return True
 
     async def call_frame(self, kind: str, frame: dict) -> None:
         handler = {
@@ -64,6 +81,8 @@ class CallFrames:
         try:
             if handler is None:
                 raise Refused(f"Unknown frame type {kind[:40]!r}.")
+            if not self._take_token():
+                raise Refused("Too many call frames at once; this one was dropped.")
             await handler(frame)
         except (Refused, ValidationError, PermissionDenied, Http404) as error:
             await self.send(

@@ -63,6 +63,7 @@ from rooms.actions import (
     do_send_message,
     do_set_role,
 )
+from rooms.calls import do_start_call
 from rooms.management.commands.seed_demo import animated_gif
 from rooms.models import Membership, Message, Note, Role, Room, RoomKind
 from rooms.queries import in_address_book
@@ -150,6 +151,11 @@ def gif_choice(ds: Dataset, actor: str, place: str) -> dict:
 
 def chunk(ds: Dataset, actor: str, place: str) -> bytes:
     return ds.upload_bytes
+
+
+def recording(ds: Dataset, actor: str, place: str) -> dict:
+    # The place's file was sent already: a participant hears 400, never a post.
+    return {"attachment": ds.objects[place].file, "seconds": "3"}
 
 
 PUT = "PUT"
@@ -293,6 +299,13 @@ ROUTES: dict[str, dict[str, Call]] = {
     "file_view": {"GET": Call(members(200)), "POST": Call(NOT_ALLOWED)},
     "file_thumbnail": {"GET": Call(members(200)), "POST": Call(NOT_ALLOWED)},
     "file_delete": {"GET": Call(NOT_ALLOWED), "POST": Call(members(403, admin=200, author=200))},
+    # calls: the place's call was started by its "call" author, the only one in it
+    "call_banner": {"GET": Call(members(200)), "POST": Call(NOT_ALLOWED)},
+    "call_end": {"GET": Call(NOT_ALLOWED), "POST": Call(members(403, admin=204, author=204))},
+    "call_recording": {
+        "GET": Call(NOT_ALLOWED),
+        "POST": Call(members(403, author=400), recording),
+    },
 }
 
 # Cells where the code is wrong today: (route, actor, place, method) → what is wrong. Each must
@@ -320,6 +333,7 @@ class Place:
     file: int
     upload: int
     person: str
+    call: int = 0
     report: int | None = None
     # Who wrote each object, by actor name ("" when not an actor).
     authors: dict[str, str] = field(default_factory=dict)
@@ -357,6 +371,12 @@ def post_with_file(user: User, room: Room, marker: str) -> tuple[int, int]:
     )
     actions.do_make_thumbnail(attachment.pk)
     return message.pk, attachment.pk
+
+
+def start_call(user: User, room: Room) -> int:
+    """A live video call with `user` in it alone."""
+    seat = do_start_call(user, room_id=room.pk, kind="video", channel_name=f"matrix.{room.pk}")
+    return seat.call_id
 
 
 def start_upload(user: User, room: Room, marker: str, data: bytes) -> int:
@@ -420,13 +440,20 @@ def build_dataset(settings, media_dir: Path) -> Dataset:
             file=design_file,
             upload=start_upload(alice, design, "zqDesignUpload", data),
             person="pat",
+            call=start_call(bob, design),
             report=do_report_message(
                 alice,
                 message=Message.objects.get(pk=design_msg),
                 reason=Reason.OTHER,
                 description="zqDesignReport",
             ).pk,
-            authors={"message": "member", "note": "owner", "file": "member", "upload": "owner"},
+            authors={
+                "message": "member",
+                "note": "owner",
+                "file": "member",
+                "upload": "owner",
+                "call": "member",
+            },
         ),
         "secret": Place(
             room=secret.pk,
@@ -435,6 +462,7 @@ def build_dataset(settings, media_dir: Path) -> Dataset:
             file=secret_file,
             upload=start_upload(mallory, secret, "zqSecretUpload", data),
             person="dave",
+            call=start_call(dave, secret),
             report=do_report_message(
                 mallory,
                 message=Message.objects.get(pk=secret_msg),
@@ -450,7 +478,14 @@ def build_dataset(settings, media_dir: Path) -> Dataset:
             file=direct_file,
             upload=start_upload(alice, direct, "zqDirectUpload", data),
             person="alice",
-            authors={"message": "owner", "note": "owner", "file": "owner", "upload": "owner"},
+            call=start_call(alice, direct),
+            authors={
+                "message": "owner",
+                "note": "owner",
+                "file": "owner",
+                "upload": "owner",
+                "call": "owner",
+            },
         ),
     }
     gif = do_add_library_gif(title="Dancing cat", keywords="cat", data=animated_gif(["#0a0"]))
@@ -507,13 +542,14 @@ def is_ours(route: Route) -> bool:
 ALL_ROUTES = [route for route in walk(get_resolver().url_patterns) if is_ours(route)]
 ROUTE_NAMES = [route.name for route in ALL_ROUTES]
 
-ROOM_PARAMS = {"room_id", "message_id", "note_id", "upload_id", "file_id"}
+ROOM_PARAMS = {"room_id", "message_id", "note_id", "upload_id", "file_id", "call_id"}
 # The object a route is about, for "author" and "self": the first of these among its params.
 PRIMARY = [
     ("message_id", "message"),
     ("note_id", "note"),
     ("upload_id", "upload"),
     ("file_id", "file"),
+    ("call_id", "call"),
     ("user_id", "person"),
     ("username", "person"),
 ]
@@ -547,6 +583,7 @@ def kwargs_for(route: Route, ds: Dataset, place: str) -> dict:
                 "note_id": obj.note,
                 "upload_id": obj.upload,
                 "file_id": obj.file,
+                "call_id": obj.call,
                 "user_id": ds.users[obj.person].pk,
                 "username": obj.person,
             }

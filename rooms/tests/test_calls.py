@@ -14,23 +14,27 @@ from django.utils import timezone
 
 from conftest import befriend, client_for, make_person
 from messages_site.celery import app
-from rooms import calls
+from rooms import calls, presence
 from rooms.actions import do_archive_room, do_create_upload, do_invite_member, do_remove_member
 from rooms.models import Attachment, Call, CallParticipant, Message, MessageKind
 
 pytestmark = pytest.mark.django_db
 
 
+def online(user, channel):
+    """The socket `channel` reports in, as an open tab does every 30 s."""
+    presence.report(user.pk, channel, "online")
+    return channel
+
+
 def start(user, room, kind="video", channel=None):
-    return calls.do_start_call(
-        user, room_id=room.pk, kind=kind, channel_name=channel or f"chan.{user.username}"
-    )
+    channel = online(user, channel or f"chan.{user.username}")
+    return calls.do_start_call(user, room_id=room.pk, kind=kind, channel_name=channel)
 
 
 def join(user, call, channel=None):
-    return calls.do_join_call(
-        user, call_id=call.pk, channel_name=channel or f"chan.{user.username}"
-    )
+    channel = online(user, channel or f"chan.{user.username}")
+    return calls.do_join_call(user, call_id=call.pk, channel_name=channel)
 
 
 def leave(user, call, channel=None):
@@ -179,6 +183,30 @@ def test_socket_closing_gives_up_its_seat_and_ends_an_empty_call(room, alice, bo
     call.refresh_from_db()
     assert not call.is_live
     assert system_texts(room)[-1].startswith("Call ended")
+
+
+def test_seat_of_a_socket_that_stopped_reporting_in_is_freed_on_the_next_join(
+    room, alice, bob, carol
+):
+    call = start(alice, room, channel="alice.tab").call
+    join(bob, call, channel="bob.tab")
+    presence.report(bob.pk, "bob.tab", None)  # bob's server process died: no goodbye, no pings
+    join(carol, call)
+    assert [p["name"] for p in calls.peers(call)] == ["Alice Adams", "Carol Chen"]
+
+
+def test_a_call_left_only_by_dead_sockets_ends_when_someone_starts_one(room, alice, bob):
+    old = start(alice, room, channel="alice.tab").call
+    presence.report(alice.pk, "alice.tab", None)
+    new = start(bob, room).call
+    old.refresh_from_db()
+    assert not old.is_live and new.pk != old.pk
+    assert system_texts(room) == [
+        "Alice Adams started a video call",
+        system_texts(room)[1],
+        "Bob Jones started a video call",
+    ]
+    assert system_texts(room)[1].startswith("Call ended · ")
 
 
 def test_removed_member_loses_their_seat(room, alice, bob):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -239,3 +240,25 @@ async def test_seventh_socket_hears_the_call_is_full(room, alice):
     ]
     for tab in (host, seventh, *tabs):
         await tab.disconnect()
+
+
+async def test_a_flood_of_call_frames_is_cut_off_then_the_socket_recovers(room, alice, bob):
+    alice_tab, bob_tab = await connect(alice), await connect(bob)
+    mine = await start(alice_tab, room)
+    theirs = await join(bob_tab, mine["call"])
+    for tab in (alice_tab, bob_tab):
+        await frames(tab)
+    # Refused before any database work, so they arrive far faster than the bucket refills.
+    junk = {"type": "call.signal", "call": mine["call"], "to": theirs["peer"], "data": "junk"}
+    for _ in range(400):
+        await alice_tab.send_json_to(junk)
+    errors = [f["error"] for f in await frames(alice_tab)]
+    assert len(errors) == 400
+    flooded = [e for e in errors if e.startswith("Too many call frames")]
+    assert 100 <= len(flooded) <= 200
+    assert await frames(bob_tab) == []
+    await asyncio.sleep(1)
+    await alice_tab.send_json_to({**junk, "data": OFFER})
+    assert [f["type"] for f in await frames(bob_tab)] == ["call.signal"]
+    await alice_tab.disconnect()
+    await bob_tab.disconnect()
