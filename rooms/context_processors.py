@@ -9,7 +9,7 @@ from accounts.models import ConversationView
 from moderation.models import Warning
 from moderation.queries import blocked_by
 
-from .queries import categorized, room_list
+from .queries import categorized, room_page
 
 
 def live_cursor(request: HttpRequest) -> dict:
@@ -29,12 +29,12 @@ class Sidebar:
         self.view = user.conversation_view
 
     @cached_property
-    def rooms(self):
-        return room_list(self.user)
+    def page(self):
+        return room_page(self.user)
 
     @cached_property
     def categories(self):
-        return categorized(self.rooms)
+        return categorized(self.user)
 
 
 def sidebar(request: HttpRequest) -> dict:

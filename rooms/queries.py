@@ -6,10 +6,11 @@ revealed to an outsider, and PermissionDenied for what they may see but not chan
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import (
     Count,
     Exists,
@@ -127,23 +128,104 @@ def _unread_subquery(user_id: int, *, mentions: bool):
     return Coalesce(Subquery(counted), 0)
 
 
-def room_list(user: User, *, hidden: bool = False) -> list[Membership]:
+# The conversation list shows this many rooms at first and loads the rest as it is scrolled,
+# so a page costs the same for someone in 10 rooms and someone in 500.
+LIST_PAGE = 50
+
+CATEGORIES = (
+    ("favorites", "Favorites"),
+    ("interviews", "Interviews"),
+    ("rooms", "Rooms"),
+    ("people", "People"),
+)
+CATEGORY_FILTERS = {
+    "favorites": Q(favorite=True),
+    "interviews": Q(favorite=False, room__kind=RoomKind.INTERVIEW),
+    "rooms": Q(favorite=False, room__kind__in=[RoomKind.GROUP, RoomKind.CONTRACT]),
+    "people": Q(favorite=False, room__kind=RoomKind.DIRECT),
+}
+
+
+@dataclass(frozen=True)
+class ListCursor:
+    """Where the next page of the list starts: after this room, in latest-activity order."""
+
+    activity: datetime
+    room_id: int
+
+    def __str__(self) -> str:
+        return f"{self.activity.isoformat()}~{self.room_id}"
+
+    @classmethod
+    def parse(cls, text: str) -> ListCursor:
+        activity, _, room_id = text.partition("~")
+        try:
+            parsed = cls(datetime.fromisoformat(activity), int(room_id))
+        except ValueError:
+            raise ValidationError("That is not a place in the conversation list.") from None
+        if parsed.activity.tzinfo is None or not 0 < parsed.room_id < 2**63:
+            raise ValidationError("That is not a place in the conversation list.")
+        return parsed
+
+    def rooms_after(self) -> Q:
+        return Q(room__last_activity__lt=self.activity) | Q(
+            room__last_activity=self.activity, room_id__lt=self.room_id
+        )
+
+
+@dataclass(frozen=True)
+class ListPage:
+    memberships: list[Membership]
+    # Where the next page starts, or None when this is the last one.
+    next: ListCursor | None
+
+
+def room_list(
+    user: User,
+    *,
+    hidden: bool = False,
+    category: str | None = None,
+    after: ListCursor | None = None,
+    limit: int | None = None,
+) -> list[Membership]:
     """The user's listed rooms, most recent activity first, with unread and mention counts.
 
-    Hidden and archived rooms stay out (or, with `hidden=True`, only hidden ones).
-    A fixed number of queries whatever the number of rooms.
+    Hidden and archived rooms stay out (or, with `hidden=True`, only hidden ones). `category`
+    keeps one of CATEGORIES; `after` and `limit` page through the list. A fixed number of
+    queries whatever the number of rooms.
     """
+    order = ("-room__last_activity", "-room_id")
+    listed = Membership.objects.filter(
+        user_id=user.pk, hidden=hidden, room__archived__isnull=True
+    ).exclude(room_id__in=direct_rooms_blocked_for(user.pk))
+    if category is not None:
+        listed = listed.filter(CATEGORY_FILTERS[category])
+    if after is not None:
+        listed = listed.filter(after.rooms_after())
+    if limit is not None:
+        # The page is chosen first, so the unread counts below are worked out for its rooms
+        # only (SQLite would count them for every room before sorting).
+        listed = Membership.objects.filter(pk__in=listed.order_by(*order).values("pk")[:limit])
     memberships = (
-        Membership.objects.filter(user_id=user.pk, hidden=hidden, room__archived__isnull=True)
-        .exclude(room_id__in=direct_rooms_blocked_for(user.pk))
-        .select_related("room__last_message__sender")
+        listed.select_related("room__last_message__sender")
         .annotate(
             unread=_unread_subquery(user.pk, mentions=False),
             unread_mentions=_unread_subquery(user.pk, mentions=True),
         )
-        .order_by("-room__last_activity", "-room_id")
+        .order_by(*order)
     )
     return list(memberships.prefetch_related(_direct_members("room__memberships")))
+
+
+def room_page(
+    user: User, *, category: str | None = None, after: ListCursor | None = None
+) -> ListPage:
+    """One page of the conversation list (LIST_PAGE rooms) and where the next one starts."""
+    memberships = room_list(user, category=category, after=after, limit=LIST_PAGE + 1)
+    if len(memberships) <= LIST_PAGE:
+        return ListPage(memberships, None)
+    last = memberships[LIST_PAGE - 1]
+    return ListPage(memberships[:LIST_PAGE], ListCursor(last.room.last_activity, last.room_id))
 
 
 def archived_rooms(user: User) -> list[Membership]:
@@ -155,30 +237,9 @@ def archived_rooms(user: User) -> list[Membership]:
     )
 
 
-CATEGORIES = (
-    ("favorites", "Favorites"),
-    ("interviews", "Interviews"),
-    ("rooms", "Rooms"),
-    ("people", "People"),
-)
-
-
-def category_of(membership: Membership) -> str:
-    if membership.favorite:
-        return "favorites"
-    kind = membership.room.kind
-    if kind == RoomKind.INTERVIEW:
-        return "interviews"
-    if kind == RoomKind.DIRECT:
-        return "people"
-    return "rooms"
-
-
-def categorized(memberships: list[Membership]) -> list[tuple[str, str, list[Membership]]]:
-    groups: dict[str, list[Membership]] = {key: [] for key, _ in CATEGORIES}
-    for membership in memberships:
-        groups[category_of(membership)].append(membership)
-    return [(key, label, groups[key]) for key, label in CATEGORIES]
+def categorized(user: User) -> list[tuple[str, str, ListPage]]:
+    """The first page of each category of the list, in CATEGORIES order."""
+    return [(key, label, room_page(user, category=key)) for key, label in CATEGORIES]
 
 
 def unread_counts(membership: Membership) -> tuple[int, int]:

@@ -39,6 +39,8 @@ from .forms import (
 from .fragments import message_html
 from .models import Gif, Role, Upload, UploadChunk
 from .queries import (
+    CATEGORY_FILTERS,
+    ListCursor,
     access_membership,
     access_message,
     access_note,
@@ -50,6 +52,7 @@ from .queries import (
     note_for,
     room_list,
     room_members,
+    room_page,
 )
 from .search import RESULT_LIMIT, SearchError, search_messages, search_people_and_rooms
 
@@ -68,7 +71,7 @@ def redirect_to(request: HttpRequest, url: str) -> HttpResponse:
 @login_required
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    rooms = room_list(request.user)
+    rooms = room_list(request.user, limit=1)
     if rooms:
         return redirect(rooms[0].room)
     return render(request, "rooms/home.html", {"rooms": rooms})
@@ -421,7 +424,16 @@ def search(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def room_list_fragment(request: HttpRequest) -> HttpResponse:
-    return render(request, "rooms/room_list.html")
+    """The conversation list, or with `after` the page of it that follows that place."""
+    after = request.GET.get("after")
+    if after is None:
+        return render(request, "rooms/room_list.html")
+    category = request.GET.get("category") or None
+    if category is not None and category not in CATEGORY_FILTERS:
+        raise ValidationError("There is no such category of conversations.")
+    page = room_page(request.user, category=category, after=ListCursor.parse(after))
+    context = {"page": page, "category": category}
+    return render(request, "rooms/room_list.html#page_items", context)
 
 
 @login_required

@@ -29,6 +29,7 @@ from rooms.actions import (
 )
 from rooms.management.commands.seed_demo import animated_gif
 from rooms.models import Membership, Message, RoomKind
+from rooms.queries import LIST_PAGE
 from rooms.tests.test_giphy import FakeGiphy
 from tests.live import DaphneServer
 from tests.test_browser import group_room, message, message_menu, send, sidebar, sidebar_entry
@@ -338,6 +339,21 @@ def test_recent_view_orders_by_activity_with_unread_bold_and_a_separate_mention_
         expect(sidebar_entry(page, read)).not_to_have_class(UNREAD)
         expect(sidebar_entry(page, read).locator(".room-title")).to_have_css("font-weight", "400")
         expect(sidebar_entry(page, read).locator(".badge")).to_be_hidden()
+
+
+def test_a_long_list_loads_more_rooms_as_it_is_scrolled(open_page, alice, bob):
+    rooms = [group_room(alice, bob, title=f"Room {n:03}") for n in range(LIST_PAGE + 5)]
+    page = open_page(alice, rooms[-1].get_absolute_url())
+    items = sidebar(page).locator(".room-item")
+    expect(items).to_have_count(LIST_PAGE)
+    # A message moves the oldest room to the top before the page that lists it loads.
+    send(open_page(bob, rooms[0].get_absolute_url()), "back to the start")
+    expect(items.first).to_have_id(f"room-item-{rooms[0].pk}")
+    expect(items).to_have_count(LIST_PAGE)
+
+    sidebar(page).locator("li.more").scroll_into_view_if_needed()
+    expect(items).to_have_count(LIST_PAGE + 5)  # every room once, none twice
+    expect(sidebar_entry(page, rooms[1])).to_be_visible()
 
 
 def test_categorized_view_groups_rooms_and_the_choice_is_remembered(open_page, alice, bob, carol):

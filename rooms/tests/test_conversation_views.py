@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+import html
+import re
 from datetime import timedelta
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 
-from conftest import befriend
+from conftest import befriend, client_for
 from rooms.actions import (
     do_archive_room,
     do_create_room,
@@ -23,7 +28,14 @@ from rooms.actions import (
     do_unarchive_room,
 )
 from rooms.models import Membership, Mention, Room, RoomKind
-from rooms.queries import archived_rooms, categorized, room_list, unread_counts
+from rooms.queries import (
+    LIST_PAGE,
+    archived_rooms,
+    categorized,
+    room_list,
+    room_page,
+    unread_counts,
+)
 
 
 def listed(user, **kwargs) -> list[str]:
@@ -100,7 +112,7 @@ def test_favorite_and_categories(alice, bob, carol):
     interview = do_create_room(alice, kind=RoomKind.INTERVIEW, title="Interview", members=[bob])
     direct = do_open_direct(alice, other=carol)
     do_set_favorite(alice, room=contract, favorite=True)
-    groups = {key: [m.room.pk for m in rooms] for key, _, rooms in categorized(room_list(alice))}
+    groups = {key: [m.room.pk for m in page.memberships] for key, _, page in categorized(alice)}
     assert groups == {
         "favorites": [contract.pk],
         "interviews": [interview.pk],
@@ -108,7 +120,7 @@ def test_favorite_and_categories(alice, bob, carol):
         "people": [direct.pk],
     }
     do_set_favorite(alice, room=contract, favorite=False)
-    groups = {key: [m.room.pk for m in rooms] for key, _, rooms in categorized(room_list(alice))}
+    groups = {key: [m.room.pk for m in page.memberships] for key, _, page in categorized(alice)}
     assert groups["favorites"] == []
 
 
@@ -211,3 +223,93 @@ def test_archive_rooms_command_refuses_bad_days(db):
 
     with pytest.raises(CommandError):
         call_command("archive_rooms", "--inactive-days", "0")
+
+
+def rooms_of(alice, bob, count: int) -> list[Room]:
+    """`count` group rooms of alice and bob, the last one created the most recent."""
+    befriend(alice, bob)
+    return [
+        do_create_room(alice, kind=RoomKind.GROUP, title=f"Room {n:03}", members=[bob])
+        for n in range(count)
+    ]
+
+
+def listed_ids(html: str) -> list[int]:
+    return [int(found) for found in re.findall(r'id="room-item-(\d+)"', html)]
+
+
+def test_the_list_shows_a_page_and_the_rest_follows_on_scroll(alice, bob):
+    rooms = rooms_of(alice, bob, LIST_PAGE + 3)
+    newest_first = [room.pk for room in reversed(rooms)]
+    client = client_for(alice)
+
+    first = client.get(reverse("room_list")).content.decode()
+    assert listed_ids(first) == newest_first[:LIST_PAGE]
+    (more,) = re.findall(r'hx-get="([^"]+)" hx-trigger="intersect once"', first)
+
+    rest = client.get(html.unescape(more))
+    assert rest.status_code == 200
+    assert listed_ids(rest.content.decode()) == newest_first[LIST_PAGE:]
+    assert "intersect once" not in rest.content.decode()  # the last page asks for no more
+
+
+def test_each_category_is_paged_on_its_own(alice, bob):
+    rooms = rooms_of(alice, bob, LIST_PAGE + 2)
+    do_set_favorite(alice, room=rooms[0], favorite=True)
+    pages = {key: page for key, _, page in categorized(alice)}
+    assert [m.room for m in pages["favorites"].memberships] == [rooms[0]]
+    assert pages["favorites"].next is None
+    assert len(pages["rooms"].memberships) == LIST_PAGE
+    rest = client_for(alice).get(
+        reverse("room_list"), {"after": str(pages["rooms"].next), "category": "rooms"}
+    )
+    assert rest.status_code == 200
+    # The favorite is listed under Favorites only, not again as the oldest of Rooms.
+    assert listed_ids(rest.content.decode()) == [rooms[1].pk]
+
+
+def test_a_room_that_moved_up_is_not_listed_again_on_a_later_page(alice, bob):
+    rooms = rooms_of(alice, bob, LIST_PAGE + 2)
+    cursor = room_page(alice).next
+    do_send_message(bob, room=rooms[0], body="the oldest room is now the newest")
+    after = room_page(alice, after=cursor)
+    assert [m.room for m in after.memberships] == [rooms[1]]
+    assert room_page(alice).memberships[0].room == rooms[0]
+
+
+def test_the_list_costs_the_same_queries_for_a_page_of_rooms_or_a_few(
+    alice, bob, django_assert_num_queries
+):
+    rooms_of(alice, bob, 3)
+    client = client_for(alice)
+    client.get(reverse("room_list"))
+    with CaptureQueriesContext(connection) as few:
+        client.get(reverse("room_list"))
+    rooms_of(alice, bob, LIST_PAGE * 2)
+    with django_assert_num_queries(len(few.captured_queries)):
+        response = client.get(reverse("room_list"))
+    assert len(listed_ids(response.content.decode())) == LIST_PAGE
+
+
+NOT_A_PLACE = "That is not a place in the conversation list."
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"after": "yesterday"}, NOT_A_PLACE),
+        ({"after": "2026-11-27T10:00:00~12"}, NOT_A_PLACE),  # no time zone
+        ({"after": "2026-11-27T10:00:00+00:00~-4"}, NOT_A_PLACE),
+        ({"after": "2026-11-27T10:00:00+00:00~99999999999999999999"}, NOT_A_PLACE),
+        (
+            {"after": "2026-11-27T10:00:00+00:00~12", "category": "secret"},
+            "There is no such category of conversations.",
+        ),
+    ],
+)
+def test_a_bad_place_in_the_list_is_a_400_that_says_so(alice, bob, params, message):
+    rooms_of(alice, bob, 1)
+    response = client_for(alice).get(reverse("room_list"), params)
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert Membership.objects.filter(user=alice).count() == 1

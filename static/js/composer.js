@@ -3,6 +3,7 @@
 // A refused message stays in the box: nothing typed is lost.
 import { initMentions } from "./mentions.js";
 import { initEmojiPanel } from "./emoji.js";
+import { fillMessageMenu } from "./message_menu.js";
 import { attachedIds, clearAttached, uploadsBusy } from "./uploads.js";
 
 export function initComposer({ roomId, me, placeMessage, csrfHeaders, sendFrame }) {
@@ -130,8 +131,8 @@ export function initComposer({ roomId, me, placeMessage, csrfHeaders, sendFrame 
 
   function editLastMessage() {
     const mine = [...document.querySelectorAll(`#messages .msg[data-sender="${me}"]:not(.deleted)`)];
-    const last = mine.at(-1);
-    last?.querySelector("button[hx-get*='/edit/']")?.click();
+    const menu = mine.at(-1)?.querySelector("details.msg-menu");
+    if (menu) fillMessageMenu(menu).querySelector("button[hx-get*='/edit/']")?.click();
   }
 
   // The mention box claims Enter, arrows and Esc while open, so it listens first.

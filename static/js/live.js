@@ -5,6 +5,7 @@ import { initShortcuts } from "./shortcuts.js";
 import { initNotepad } from "./notepad.js";
 import "./capture.js";  // Record screen and Take screenshot, in the attach menu
 import { handleCallError, handleCallFrame, initCalls } from "./calls.js";
+import { initMessageMenus } from "./message_menu.js";
 
 const body = document.body;
 const me = Number(body.dataset.me);
@@ -161,6 +162,13 @@ body.addEventListener("htmx:afterSettle", (event) => {
   if (event.detail.target.id === "room-lists-wrapper") {
     document.getElementById(`room-item-${openRoomId()}`)?.classList.add("active");
   }
+});
+
+// The list loads page by page as it is scrolled; a room that moved to the top meanwhile (a
+// new message) is already listed there, so its older copy from a later page is dropped.
+body.addEventListener("htmx:load", (event) => {
+  const item = event.target;
+  if (item.classList?.contains("room-item") && document.getElementById(item.id) !== item) item.remove();
 });
 
 function placeRoomItem(roomId, html, { toTop }) {
@@ -372,6 +380,7 @@ document.addEventListener("DOMContentLoaded", () => {
   if (roomId) initComposer({ roomId, me, placeMessage, csrfHeaders, sendFrame });
   if (roomId) initCalls({ roomId, me, csrfHeaders, sendFrame, toast });
   initShortcuts();
+  initMessageMenus();
   connect();
   // A heartbeat keeps presence fresh; a hidden tab counts as away.
   setInterval(() => sendFrame({ type: "ping", away: document.visibilityState !== "visible" }), 30000);
