@@ -334,6 +334,8 @@ RATE_LIMITS = {
     "report": (env_int("RATE_LIMIT_REPORT", 20), 3600),
     "login_failure": (env_int("RATE_LIMIT_LOGIN_FAILURES", 10), 900),
     "upload": (env_int("RATE_LIMIT_UPLOAD", 60), 600),
+    # Chunk PUTs, resends included: 2,000 chunks of 8 MiB are 16 GiB in ten minutes.
+    "upload_chunk": (env_int("RATE_LIMIT_UPLOAD_CHUNKS", 2000), 600),
 }
 RATE_LIMIT_IP_FACTOR = env_int("RATE_LIMIT_IP_FACTOR", 5)
 

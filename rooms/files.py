@@ -20,12 +20,13 @@ import asyncio
 import contextlib
 import io
 import os
+import re
 import sys
 import tempfile
 import unicodedata
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -620,17 +621,65 @@ def _drain_backlog() -> int:
     return total
 
 
-async def stream_file(file: IO[bytes], block_size: int = BLOCK_SIZE) -> AsyncIterator[bytes]:
-    """Read a file in blocks off the event loop, waiting while the sockets' backlog is full."""
+async def stream_file(
+    file: IO[bytes], length: int | None = None, block_size: int = BLOCK_SIZE
+) -> AsyncIterator[bytes]:
+    """Read a file (`length` bytes of it from where it stands, or the rest) in blocks off the
+    event loop, waiting while the sockets' backlog is full."""
     read = sync_to_async(file.read, thread_sensitive=False)
     limit = settings.DOWNLOAD_BACKLOG_BYTES
-    while True:
+    remaining = -1 if length is None else length
+    while remaining:
         while _drain_backlog() > limit:
             await asyncio.sleep(0.002)
-        block = await read(block_size)
+        block = await read(block_size if remaining < 0 else min(block_size, remaining))
         if not block:
             return
+        remaining -= len(block) if remaining > 0 else 0
         yield block
+
+
+def read_blocks(file: IO[bytes], length: int) -> Iterator[bytes]:
+    """`length` bytes of a file from where it stands, in blocks (for a WSGI server)."""
+    while length > 0:
+        block = file.read(min(BLOCK_SIZE, length))
+        if not block:
+            return
+        length -= len(block)
+        yield block
+
+
+class RangeNotSatisfiable(Exception):
+    pass
+
+
+_BYTE_RANGE = re.compile(r"bytes\s*=\s*(\d{0,19})\s*-\s*(\d{0,19})", re.IGNORECASE)
+
+
+def byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """The one byte range (first, last; both inclusive) a Range header asks of `size` bytes.
+
+    None means "send the whole file": no header, another unit, a malformed header, or several
+    ranges (RFC 9110 lets a server ignore Range; players and resumed downloads ask for one).
+    RangeNotSatisfiable: the range starts at or beyond the end (or asks for the last 0 bytes).
+    """
+    match = _BYTE_RANGE.fullmatch(header.strip())
+    if match is None:
+        return None
+    first, last = match.groups()
+    if first:
+        start = int(first)
+        if last and int(last) < start:
+            return None  # malformed: ignored
+        if start >= size:
+            raise RangeNotSatisfiable
+        return start, min(int(last), size - 1) if last else size - 1
+    if not last:
+        return None
+    suffix = int(last)
+    if suffix == 0 or size == 0:
+        raise RangeNotSatisfiable
+    return max(0, size - suffix), size - 1
 
 
 def file_response(
@@ -641,10 +690,14 @@ def file_response(
     content_type: str,
     inline: bool,
     asgi: bool = True,
+    range_header: str = "",
+    if_range: str = "",
 ) -> HttpResponse:
     """A protected response with a stored file's bytes: streamed, or a redirect on S3.
 
     `asgi`: the response is served by an ASGI server (Daphne), so it streams asynchronously.
+    `range_header`: a single byte range gets 206 with that part alone (players seek, downloads
+    resume), one outside the file 416; S3 answers ranges on the redirected request itself.
     """
     inline = inline and is_inline(content_type)
     sent_type = served_type(content_type)
@@ -666,12 +719,36 @@ def file_response(
         file = storage.open(name, "rb")
     except FileNotFoundError:
         raise Http404("No such file.") from None
+    size = file.size
+    # A validator in If-Range is one this response never gave out: send the whole file.
+    asked = "" if if_range else range_header
+    try:
+        span = byte_range(asked, size) if asked else None
+    except RangeNotSatisfiable:
+        file.close()
+        response = HttpResponse(
+            f"This file is {size:,} bytes; the range asked for starts beyond its end.",
+            status=416,
+            content_type="text/plain; charset=utf-8",
+        )
+        response["Content-Range"] = f"bytes */{size}"
+        return protect(response)
+    start, end = span if span else (0, size - 1)
+    file.seek(start)
     response = FileResponse(
         file, as_attachment=not inline, filename=filename, content_type=sent_type
     )
+    response["Accept-Ranges"] = "bytes"
+    length = end - start + 1
+    if span:
+        response.status_code = 206
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+        response["Content-Length"] = str(length)
     if asgi:
         # Under ASGI, Django would read a synchronous file whole into memory before sending.
-        response.streaming_content = stream_file(file)
+        response.streaming_content = stream_file(file, length)
+    elif span:
+        response.streaming_content = read_blocks(file, length)
     return protect(response, framed=inline)
 
 
@@ -685,6 +762,8 @@ def download_response(
         content_type=attachment.content_type,
         inline=inline,
         asgi=isinstance(request, ASGIRequest),
+        range_header=request.headers.get("Range", ""),
+        if_range=request.headers.get("If-Range", ""),
     )
 
 

@@ -12,6 +12,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from accounts.models import User
 from accounts.queries import find_person
 from messages_site.middleware import text_response
+from messages_site.streamed_body import reads_body_as_stream
 from moderation import ratelimit
 
 from . import actions, files, giphy
@@ -521,13 +522,17 @@ def upload_detail(request: HttpRequest, upload_id: int) -> HttpResponse:
     return JsonResponse(_upload_state(upload))
 
 
+@reads_body_as_stream
 @login_required
 @require_http_methods(["PUT"])
 def upload_chunk(request: HttpRequest, upload_id: int, index: int) -> HttpResponse:
     """Store chunk `index`, the raw request body, read as a stream in bounded blocks.
 
-    Its Content-Length is checked against the upload before a byte of it is read.
+    Session, CSRF token, rate limit, the upload's owner and room, and the chunk's index and
+    Content-Length are all checked before a byte of the body is read. Under ASGI the body comes
+    from the server's receive loop as it is copied (`reads_body_as_stream`), not spooled first.
     """
+    ratelimit.check("upload_chunk", user_id=request.user.pk, ip=ratelimit.client_ip(request))
     upload = files.access_upload(request.user, upload_id)
     try:
         length = int(request.META.get("CONTENT_LENGTH") or "")

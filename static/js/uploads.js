@@ -7,6 +7,8 @@
 
 const STORE_KEY = "parley.uploads";
 const MAX_RETRY_DELAY = 15000;
+// Chunks in flight at once per file: the server writes one while the next arrives.
+const PARALLEL_CHUNKS = 3;
 const ACTIVE = '.upload[data-state="uploading"], .upload[data-state="retrying"]';
 
 const items = new WeakMap();  // upload element -> its state
@@ -74,22 +76,33 @@ const isFinal = (error) => error instanceof Refused && error.status < 500 && ![4
 function putChunk(item, index, blob) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    item.xhr = xhr;
-    xhr.open("PUT", `/uploads/${item.id}/chunks/${index}/`);
+    const url = `/uploads/${item.id}/chunks/${index}/`;
+    const done = () => {
+      item.xhrs.delete(xhr);
+      item.inFlight.delete(index);
+    };
+    item.xhrs.add(xhr);
+    xhr.open("PUT", url);
     for (const [name, value] of Object.entries(csrfHeaders())) xhr.setRequestHeader(name, value);
     xhr.setRequestHeader("Content-Type", "application/octet-stream");
-    xhr.upload.onprogress = (event) => showProgress(item, event.loaded);
+    xhr.upload.onprogress = (event) => {
+      item.inFlight.set(index, event.loaded);
+      showProgress(item);
+    };
     xhr.onload = () => {
-      item.xhr = null;
-      if (xhr.status >= 200 && xhr.status < 300) {
+      done();
+      if (xhr.responseURL && new URL(xhr.responseURL).pathname !== url) {
+        // Sent to the sign-in page: the session ended.
+        reject(new Refused(401, "You were signed out; sign in and attach the file again to resume."));
+      } else if (xhr.status >= 200 && xhr.status < 300) {
         resolve();
       } else {
         const isText = (xhr.getResponseHeader("Content-Type") || "").startsWith("text/plain");
         reject(new Refused(xhr.status, isText ? xhr.responseText : `The upload failed (${xhr.status}).`));
       }
     };
-    xhr.onerror = () => { item.xhr = null; reject(new TypeError("The connection dropped.")); };
-    xhr.onabort = () => { item.xhr = null; reject(new DOMException("Cancelled", "AbortError")); };
+    xhr.onerror = () => { done(); reject(new TypeError("The connection dropped.")); };
+    xhr.onabort = () => { done(); reject(new DOMException("Cancelled", "AbortError")); };
     xhr.send(blob);
   });
 }
@@ -108,7 +121,11 @@ function setStatus(item, text) {
   item.el.querySelector(".upload-status").textContent = text;
 }
 
-function showProgress(item, inFlight = 0) {
+function showProgress(item) {
+  let inFlight = 0;
+  for (const [index, sent] of item.inFlight || []) {
+    if (!item.received.has(index)) inFlight += sent;
+  }
   const done = storedBytes(item) + inFlight;
   const percent = item.size ? Math.floor((100 * done) / item.size) : 100;
   item.el.querySelector("progress").value = percent;
@@ -164,34 +181,53 @@ function fail(item, message) {
   if (item.id) forget(item.id);
 }
 
+// Sends the chunks the server does not have yet, PARALLEL_CHUNKS at a time, in any order (the
+// server takes them so). A dropped chunk is retried after a pause and asking what arrived; a
+// refusal stops every chunk of the file.
 async function sendChunks(item) {
   const count = Math.ceil(item.size / item.chunkSize);
-  let failures = 0;
+  const pending = [];
   for (let index = 0; index < count; index += 1) {
-    if (item.received.has(index)) continue;
-    const start = index * item.chunkSize;
-    try {
-      await putChunk(item, index, item.file.slice(start, start + chunkLength(item, index)));
-      item.received.add(index);
-      failures = 0;
-      showProgress(item);
-    } catch (error) {
-      if (item.cancelled || isFinal(error)) throw error;
-      failures += 1;
-      item.el.dataset.state = "retrying";
-      setStatus(item, "Connection lost — retrying…");
-      await sleep(Math.min(MAX_RETRY_DELAY, 500 * 2 ** (failures - 1)));
-      // The chunk may have been stored before the connection dropped: ask, then go on.
-      try {
-        item.received = new Set((await call("GET", `/uploads/${item.id}/`)).received);
-      } catch (refused) {
-        if (isFinal(refused)) throw refused;
-      }
-      if (item.cancelled) throw error;
-      item.el.dataset.state = "uploading";
-      index -= 1;
-    }
+    if (!item.received.has(index)) pending.push(index);
   }
+  let failures = 0;
+  let stopped = null;
+  const worker = async () => {
+    while (pending.length && !stopped) {
+      const index = pending.shift();
+      if (item.received.has(index)) continue;
+      const start = index * item.chunkSize;
+      try {
+        await putChunk(item, index, item.file.slice(start, start + chunkLength(item, index)));
+        item.received.add(index);
+        failures = 0;
+        showProgress(item);
+      } catch (error) {
+        if (stopped) return;
+        if (item.cancelled || isFinal(error)) throw error;
+        failures += 1;
+        item.el.dataset.state = "retrying";
+        setStatus(item, "Connection lost — retrying…");
+        await sleep(Math.min(MAX_RETRY_DELAY, 500 * 2 ** (failures - 1)));
+        // The chunk may have been stored before the connection dropped: ask, then go on.
+        try {
+          item.received = new Set((await call("GET", `/uploads/${item.id}/`)).received);
+        } catch (refused) {
+          if (isFinal(refused)) throw refused;
+        }
+        if (item.cancelled) throw error;
+        item.el.dataset.state = "uploading";
+        pending.unshift(index);
+      }
+    }
+  };
+  const stopAll = (error) => {
+    stopped ??= error;
+    for (const xhr of [...item.xhrs]) xhr.abort();
+    throw error;
+  };
+  const workers = Math.min(PARALLEL_CHUNKS, pending.length);
+  await Promise.all(Array.from({ length: workers }, () => worker().catch(stopAll)));
 }
 
 async function run(item) {
@@ -222,6 +258,8 @@ async function run(item) {
     item.el.dataset.upload = item.id;
     item.chunkSize = state.chunk_size;
     item.received = new Set(state.received);
+    item.xhrs = new Set();
+    item.inFlight = new Map();
     item.started = performance.now();
     item.storedAtStart = storedBytes(item);
     showProgress(item);
@@ -264,7 +302,7 @@ async function cancel(el) {
   const id = item?.id ?? Number(el.dataset.upload || 0);
   if (item) {
     item.cancelled = true;
-    item.xhr?.abort();
+    for (const xhr of [...(item.xhrs || [])]) xhr.abort();
   }
   el.remove();
   syncComposer();
