@@ -568,7 +568,11 @@ async function postRecording(callId, blob, seconds) {
   const say = (text) => (call ? setStatus(text) : ctx.toast(text));
   say("Uploading the recording…");
   try {
-    const attachment = await uploadBlob(ctx.roomId, blob, recordingName(), {
+    // MediaRecorder leaves the WebM's Duration out: without it a player shows no length and
+    // cannot seek. static/vendor/fix-webm-duration (loaded with the attach menu) writes it.
+    const withLength = window.ysFixWebmDuration;
+    const file = withLength && blob.size ? await withLength(blob, seconds * 1000, { logger: false }) : blob;
+    const attachment = await uploadBlob(ctx.roomId, file, recordingName(), {
       onProgress: (done) => say(`Uploading the recording… ${Math.floor(done * 100)}%`),
     });
     const data = new FormData();
