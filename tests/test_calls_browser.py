@@ -144,3 +144,35 @@ def test_browser_without_media_devices_is_told(open_page, room, alice):
     page.get_by_role("menuitem", name="Voice call").click()
     expect(page.locator("#toast")).to_contain_text("lacks getUserMedia")
     assert not Call.objects.exists()
+
+
+def test_voice_call_screen_share_renegotiates_video(open_page, room, alice, bob):
+    """A voice call has no video to replace: sharing adds a track, and the peers negotiate
+    again over the websocket (perfect negotiation) so bob sees the screen."""
+    alice_page = open_page(alice, f"/rooms/{room.pk}/")
+    bob_page = open_page(bob, f"/rooms/{room.pk}/")
+    alice_page.get_by_label("Start call").click()
+    alice_page.get_by_role("menuitem", name="Voice call").click()
+    bob_page.locator("#call-banner").get_by_role("button", name="Join").click()
+    alice_tile = bob_page.locator(f'#call-grid .call-tile[data-user="{alice.pk}"]')
+    expect(alice_tile).to_have_attribute("data-video", "off")
+    expect(bob_page.locator("#call-panel [data-call-action=camera]")).to_be_hidden()
+    bob_page.wait_for_function(
+        "(v) => v.srcObject && v.srcObject.getAudioTracks().length === 1",
+        arg=alice_tile.locator("video").element_handle(),
+        timeout=MEDIA_WAIT,
+    )
+
+    alice_page.locator("#call-panel").get_by_role("button", name="Share screen").click()
+    expect(alice_tile.locator(".call-sharing")).to_be_visible()
+    expect(alice_tile).to_have_attribute("data-video", "on")
+    bob_page.wait_for_function(
+        "(v) => v.videoWidth === 1280 && v.currentTime > 0",
+        arg=alice_tile.locator("video").element_handle(),
+        timeout=MEDIA_WAIT,
+    )
+    alice_page.locator("#call-panel").get_by_role("button", name="Stop sharing").click()
+    expect(alice_tile).to_have_attribute("data-video", "off")
+    for page in (alice_page, bob_page):
+        page.locator("#call-panel").get_by_role("button", name="Leave", exact=True).click()
+    expect(bob_page.locator(".msg-system", has_text="Call ended · ")).to_be_visible()
