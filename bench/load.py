@@ -329,7 +329,7 @@ async def _worker(conn, spec: WorkerSpec) -> None:
                         tab.caught_up += 1
                 elif text == '{"type":"pong"}':
                     counts["pongs"] += 1
-                elif waiting_resume and text.startswith('{"type":"resume.done"'):
+                elif waiting_resume and '"resume.done"' in text[:40]:
                     tab.resumed = now
                     waiting_resume = False
         except websockets.ConnectionClosed:

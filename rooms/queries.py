@@ -335,9 +335,9 @@ def catch_up(user: User, *, last_id: int, since: datetime | None) -> tuple[list[
     changed = Q(id__gt=last_id)
     if since is not None:
         changed |= Q(changed__gt=since)
-    qs = with_reactions(Message.objects.filter(changed, room_id__in=rooms)).order_by("id")
+    qs = _page_query(Message.objects.filter(changed, room_id__in=rooms)).order_by("id")
     messages = list(qs[: limit + 1])
-    return messages[:limit], len(messages) > limit
+    return _load_extras(messages[:limit]), len(messages) > limit
 
 
 def address_book(user: User):

@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from conftest import client_for
 from rooms.actions import do_send_message, do_toggle_reaction
-from rooms.queries import messages_after, messages_before
+from rooms.queries import catch_up, messages_after, messages_before
 from rooms.tests.test_files import share_file
 
 
@@ -71,3 +71,14 @@ def test_load_older_request_queries_do_not_grow_with_history(room, bob, django_a
     with django_assert_num_queries(4):
         response = client.get(url, {"before": ids[20]}, headers={"HX-Request": "true"})
     assert response.content.decode().count('class="msg ') == 20
+
+
+def test_catch_up_after_an_absence_is_one_query(room, alice, bob, django_assert_num_queries):
+    seen = fill(room, bob, 3)[-1]
+    missed = fill(room, bob, 40)
+    do_toggle_reaction(bob, message=room.messages.last(), emoji="👀")
+    with django_assert_num_queries(2):  # the messages, then the one with a reaction
+        replay, truncated = catch_up(alice, last_id=seen, since=None)
+        summaries = [message.reaction_summary() for message in replay]
+    assert [message.pk for message in replay] == missed and not truncated
+    assert summaries[-1] == [("👀", 1, bob.name)] and summaries.count([]) == 39
