@@ -338,20 +338,17 @@ def _plan(batches: list[EmailBatch]) -> tuple[list[Planned], list[EmailBatch]]:
         )
     )
     lowest = min(b.first_message_id for b in batches)
-    claims = {b.claim for b in batches}
-    # Messages an earlier batch of the same person and room already covered.
-    covered: dict[tuple[int, int], list[tuple[int, int]]] = {}
-    for user_id, room_id, pk, last in (
-        EmailBatch.objects.filter(
-            user_id__in=users,
-            room_id__in=rooms,
-            claimed__isnull=False,
-            last_message_id__gte=lowest,
-        )
-        .exclude(claim__in=claims)
-        .values_list("user_id", "room_id", "pk", "last_message_id")
-    ):
-        covered.setdefault((user_id, room_id), []).append((pk, last))
+    # What earlier batches of the same person and room cover (sent, or claimed to be sent by
+    # this run or another), by range: a message whose task was lost is queued late, into a
+    # batch opened after the batches of the messages that followed it.
+    covered: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
+    for user_id, room_id, pk, first, last in EmailBatch.objects.filter(
+        user_id__in=users,
+        room_id__in=rooms,
+        claimed__isnull=False,
+        last_message_id__gte=lowest,
+    ).values_list("user_id", "room_id", "pk", "first_message_id", "last_message_id"):
+        covered.setdefault((user_id, room_id), []).append((pk, first, last))
     loaded = {
         room_id: _load_messages(room_id, [b for b in batches if b.room_id == room_id])
         for room_id in rooms
@@ -371,16 +368,19 @@ def _plan(batches: list[EmailBatch]) -> tuple[list[Planned], list[EmailBatch]]:
         ):
             skipped.append(batch)
             continue
-        floor = max(
-            [batch.first_message_id - 1, read_upto[key]]
-            + [last for pk, last in covered.get((user.pk, room.pk), []) if pk < batch.pk]
-        )
+        floor = max(batch.first_message_id - 1, read_upto[key])
+        earlier = [
+            (first, last)
+            for pk, first, last in covered.get((user.pk, room.pk), [])
+            if pk < batch.pk
+        ]
         messages, mentions = loaded[room.pk]
         only_mentions = pref.scope == Scope.DIRECT_AND_MENTIONS and room.kind != RoomKind.DIRECT
         chosen = [
             m
             for m in messages
             if floor < m.pk <= batch.last_message_id
+            and not any(first <= m.pk <= last for first, last in earlier)
             and m.sender_id != user.pk
             and (not only_mentions or (m.pk, user.pk) in mentions)
             and pref.wants_message_email(has_files=bool(m.files))

@@ -148,3 +148,36 @@ class InboundSmtp(_Process):
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"run_inbound_smtp did not listen within {timeout}s:\n{self.log()}")
+
+
+class CeleryBeat(_Process):
+    """`celery -A messages_site beat` with a schedule file of its own under var/."""
+
+    name = "celery-beat"
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.schedule = ROOT / "var" / f"celerybeat-{os.getpid()}-{free_port()}"
+        super().__init__(
+            [
+                sys.executable, "-m", "celery", "-A", "messages_site", "beat",
+                "--loglevel=INFO", "-s", str(self.schedule),
+            ],
+            env,
+        )  # fmt: skip
+
+    def __enter__(self, timeout: float = 60.0) -> CeleryBeat:
+        self.start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"Celery beat exited early:\n{self.log()}")
+            if "beat: Starting" in self.log():
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"Celery beat did not start within {timeout}s:\n{self.log()}")
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+        for leftover in self.schedule.parent.glob(self.schedule.name + "*"):
+            leftover.unlink(missing_ok=True)

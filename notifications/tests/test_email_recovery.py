@@ -80,3 +80,23 @@ def test_a_sender_whose_claim_was_taken_over_sends_nothing_more(room, alice, bob
     assert actions.send_due_emails().sent == 2  # another run took both over and sent them
     assert not actions._renew_claim(slow[0].claim, slow[0].pk)
     assert len(mail.outbox) == 2
+
+
+def test_a_late_queued_message_is_mailed_even_after_later_ones_were(room, alice, bob, carol):
+    lost = lose_the_task(alice, room, "Lost on the way")
+    send(alice, room, "Sent after it")
+    make_due()
+    actions.send_due_emails()
+    assert [("Sent after it" in e.body, "Lost on the way" in e.body) for e in mail.outbox] == [
+        (True, False)
+    ] * 2
+
+    send_due_notifications()  # the sweep finds the lost one and opens batches for it
+    make_due()
+    send_due_notifications()
+
+    late = mail.outbox[2:]
+    assert [("Lost on the way" in e.body, "Sent after it" in e.body) for e in late] == [
+        (True, False)
+    ] * 2
+    assert Message.objects.get(pk=lost.pk).emails_queued
