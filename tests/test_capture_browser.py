@@ -185,6 +185,8 @@ def test_ending_the_share_from_the_browser_stops_the_recording(open_page, room, 
     dialog = page.get_by_role("dialog", name="Record screen")
     dialog.get_by_role("button", name="Choose what to record").click()
     expect(dialog.get_by_role("timer")).to_have_text("0:01", timeout=5_000)
+    page.keyboard.press("Escape")  # would throw the recording away: Stop comes first
+    expect(dialog.get_by_role("button", name="Stop")).to_be_visible()
 
     # What the browser's own "Stop sharing" does: the video track ends.
     page.evaluate(
