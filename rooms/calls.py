@@ -81,7 +81,13 @@ def peers(call: Call) -> list[events.CallPeer]:
 def banner_html(room: Room, call: Call | None, participants: list[events.CallPeer]) -> str:
     return render_to_string(
         "rooms/call.html#banner",
-        {"room": room, "call": call, "participants": participants, "limit": MAX_PARTICIPANTS},
+        {
+            "room": room,
+            "call": call,
+            "participants": participants,
+            "limit": MAX_PARTICIPANTS,
+            "recording": any(p["recording"] for p in participants),
+        },
     )
 
 

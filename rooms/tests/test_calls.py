@@ -13,7 +13,6 @@ from django.test import TestCase
 from django.utils import timezone
 
 from conftest import befriend, client_for, make_person
-from messages_site.celery import app
 from rooms import calls, presence
 from rooms.actions import do_archive_room, do_create_upload, do_invite_member, do_remove_member
 from rooms.models import Attachment, Call, CallParticipant, Message, MessageKind
@@ -254,19 +253,15 @@ def test_state_changes_are_kept_for_late_joiners(room, alice, bob):
     assert "Recording" in calls.banner_html(room, seat.call, calls.peers(seat.call))
 
 
+@pytest.mark.usefixtures("eager_celery")
 def test_start_notifies_other_members_by_email(room, alice, bob, carol):
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    try:
-        with TestCase.captureOnCommitCallbacks(execute=True):
-            start(alice, room)
-        from notifications.actions import send_due_emails
-        from notifications.models import EmailBatch
+    from notifications.actions import send_due_emails
+    from notifications.models import EmailBatch
 
-        EmailBatch.objects.update(due=timezone.now() - timedelta(seconds=1))
-        send_due_emails()
-    finally:
-        app.conf.task_always_eager = before
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        start(alice, room)
+    EmailBatch.objects.update(due=timezone.now() - timedelta(seconds=1))
+    send_due_emails()
     to_bob = [m for m in mail.outbox if "bob@example.com" in m.to[0]]
     assert len(to_bob) == 1
     assert "Alice Adams started a video call" in to_bob[0].body
