@@ -59,7 +59,13 @@ format: $(VENV)/.test
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: $(VENV)/.test
+$(VENV)/.bench: requirements-bench.txt $(VENV)/.test
+	$(PY) -m pip install --quiet -r requirements-bench.txt
+	touch $@
+
+# The quick ones; docs/BENCHMARKS.md has the command of every benchmark (the load ones need
+# DATABASE_URL and REDIS_URL).
+bench: $(VENV)/.bench
 	$(PY) bench/render.py
 	$(PY) bench/fanout.py
 

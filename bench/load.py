@@ -384,12 +384,16 @@ async def _worker(conn, spec: WorkerSpec) -> None:
         *(open_tab(k, p, t) for k, (p, t) in enumerate(zip(spec.people, tabs, strict=True)))
     )
     conn.send(("connected", sum(1 for t in tabs if t.opened), [t.error for t in tabs if t.error]))
+    handed_out = 0
     while True:
         command = await loop.run_in_executor(None, conn.recv)
         if command == "cpu":
             conn.send(own_cpu_seconds())
         elif command == "counts":
             conn.send({**counts, "messages": len(arrivals)})
+        elif command == "arrivals_since":
+            conn.send(arrivals[handed_out:])
+            handed_out = len(arrivals)
         elif command == "stop":
             break
     for task in tasks:
