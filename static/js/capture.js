@@ -91,6 +91,7 @@ function initRecorder(dialog) {
   const timer = dialog.querySelector(".capture-timer");
   const ofLimit = dialog.querySelector(".capture-of");
   const preview = dialog.querySelector(".capture-preview");
+  const startButton = dialog.querySelector("[data-capture-start]");
   const note = dialog.querySelector('[data-step="preview"] .capture-note');
   let session = null;  // the recording being made or previewed
 
@@ -127,22 +128,29 @@ function initRecorder(dialog) {
 
   async function start() {
     localStorage.setItem(MIC_CHOICE_KEY, micBox.checked ? "on" : "off");
+    startButton.disabled = true;  // one picker at a time
     const current = { chunks: [], notes: [], startedAt: new Date(), limit: limitSeconds() };
     try {
       current.display = await askForScreen(true);
+      if (micBox.checked) {
+        try {
+          current.mic = await navigator.mediaDevices.getUserMedia({ audio: true });
+        } catch (error) {
+          current.notes.push(error?.name === "NotAllowedError"
+            ? "The microphone was not allowed, so it is not in the recording."
+            : "No microphone could be opened, so it is not in the recording.");
+        }
+      }
     } catch (error) {
       dialog.close();
       showError(whyNot(error, "Screen recording"));
       return;
+    } finally {
+      startButton.disabled = false;
     }
-    if (micBox.checked) {
-      try {
-        current.mic = await navigator.mediaDevices.getUserMedia({ audio: true });
-      } catch (error) {
-        current.notes.push(error?.name === "NotAllowedError"
-          ? "The microphone was not allowed, so it is not in the recording."
-          : "No microphone could be opened, so it is not in the recording.");
-      }
+    if (!dialog.open) {  // cancelled while the browser was asking
+      stopTracks(current.display, current.mic);
+      return;
     }
     const [video] = current.display.getVideoTracks();
     const sound = mixSound(current.display, current.mic);
@@ -247,7 +255,7 @@ function initRecorder(dialog) {
   dialog.addEventListener("cancel", (event) => {
     if (session?.recorder?.state === "recording") event.preventDefault();
   });
-  dialog.querySelector("[data-capture-start]").addEventListener("click", start);
+  startButton.addEventListener("click", start);
   dialog.querySelector("[data-capture-stop]").addEventListener("click", () => session && stop(session));
   dialog.querySelector("[data-capture-send]").addEventListener("click", send);
   dialog.querySelector("[data-capture-discard]").addEventListener("click", () => dialog.close());
@@ -285,6 +293,7 @@ function initScreenshot(dialog) {
   let takenAt = null;
   let crop = null;  // {x, y, width, height} in screenshot pixels, or null for the whole picture
   let dragFrom = null;
+  let asking = false;
 
   function showCrop() {
     box.hidden = !crop;
@@ -340,12 +349,16 @@ function initScreenshot(dialog) {
   async function open() {
     clearError();
     if (!canCaptureScreen()) return showError(UNSUPPORTED);
+    if (asking) return;  // the browser's picker is already up
     let stream;
+    asking = true;
     try {
       stream = await askForScreen(false);
     } catch (error) {
       showError(whyNot(error, "Screenshot"));
       return;
+    } finally {
+      asking = false;
     }
     try {
       const frame = await grabFrame(stream);
