@@ -421,3 +421,8 @@ CELERY_BEAT_SCHEDULE["purge-stale-uploads"] = {
     "task": "rooms.tasks.purge_stale_uploads",
     "schedule": 3600.0,
 }
+# A call seat whose server process died (no goodbye) is freed within about 2.5 minutes.
+CELERY_BEAT_SCHEDULE["free-orphaned-call-seats"] = {
+    "task": "rooms.tasks.free_orphaned_call_seats",
+    "schedule": 60.0,
+}

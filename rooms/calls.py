@@ -11,25 +11,21 @@ from __future__ import annotations
 
 import re
 import secrets
-import time
 from datetime import timedelta
 from functools import partial
 
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.template.loader import render_to_string
 from django.utils import timezone
-from redis.exceptions import RedisError
 
 from accounts.models import User
 from notifications import dispatch as notifications_dispatch
 
-from . import events
+from . import events, presence
 from .actions import _check_attachments, _post, check_writable
 from .models import Call, CallKind, CallParticipant, Membership, MessageKind, Role, Room
-from .presence import _key as presence_key
 from .queries import access_membership
 
 MAX_PARTICIPANTS = 6
@@ -219,25 +215,37 @@ def _orphaned(call: Call) -> list[CallParticipant]:
     """Seats whose socket stopped reporting in (presence: a ping every 30 s, gone after 90 s):
     its server process died without closing it. None while presence is unknown (no Redis)."""
     taken = seats(call)
-    try:
-        tabs = cache.get_many([presence_key(seat.user_id) for seat in taken])
-    except RedisError:
+    tabs = presence.live_tabs([seat.user_id for seat in taken])
+    if tabs is None:
         return []
-    now = time.time()
-    return [
-        seat
-        for seat in taken
-        if (tabs.get(presence_key(seat.user_id)) or {}).get(seat.channel_name, ("", 0.0))[1] <= now
-    ]
+    return [seat for seat in taken if seat.channel_name not in tabs[seat.user_id]]
+
+
+def _free_orphaned(call: Call) -> int:
+    orphaned = _orphaned(call)
+    for seat in orphaned:
+        _give_up(seat)
+    call.refresh_from_db(fields=["ended_at"])
+    return len(orphaned)
+
+
+def do_free_orphaned_seats() -> int:
+    """Free the seats of dead sockets in every live call, ending calls left empty (a schedule
+    runs it every minute, so a banner does not promise a call nobody is in)."""
+    freed = 0
+    for call in Call.objects.filter(ended_at__isnull=True).select_related("room"):
+        with transaction.atomic():
+            locked = Call.objects.select_for_update().select_related("room").get(pk=call.pk)
+            if locked.ended_at is None:
+                freed += _free_orphaned(locked)
+    return freed
 
 
 def _seat(user: User, call: Call, channel_name: str) -> CallParticipant:
     """Give the user a seat in `call` held by this socket. Joining again (from another tab)
     moves their seat there: that tab sees its seat gone."""
     call = Call.objects.select_for_update().select_related("room").get(pk=call.pk)
-    for seat in _orphaned(call):
-        _give_up(seat)
-        call.refresh_from_db(fields=["ended_at"])
+    _free_orphaned(call)
     if call.ended_at is not None:
         raise ValidationError("This call has ended.")
     now = timezone.now()
@@ -269,8 +277,7 @@ def do_start_call(user: User, *, room_id: int, kind: str, channel_name: str) -> 
         raise ValidationError("A call is a voice call or a video call.")
     existing = live_call(room)
     if existing is not None:
-        for seat in _orphaned(existing):
-            _give_up(seat)  # a call whose every seat is orphaned ends here
+        _free_orphaned(existing)  # a call whose every seat is orphaned ends here
         existing = live_call(room)
     if existing is not None:
         return do_join_call(user, call_id=existing.pk, channel_name=channel_name)

@@ -75,6 +75,21 @@ def states(user_ids: list[int]) -> dict[int, State]:
     return {uid: _state_of(found.get(_key(uid)) or {}) for uid in user_ids}
 
 
+def live_tabs(user_ids: list[int]) -> dict[int, set[str]] | None:
+    """The open tabs (channel names) that still report in, per person; None while presence
+    is unknown (Redis unreachable), when nobody should be taken for gone."""
+    try:
+        found = cache.get_many([_key(uid) for uid in user_ids])
+    except RedisError as error:
+        log.warning("Presence unknown, Redis is unreachable: %s", error)
+        return None
+    now = time.time()
+    return {
+        uid: {tab for tab, (_, expires) in (found.get(_key(uid)) or {}).items() if expires > now}
+        for uid in user_ids
+    }
+
+
 class _Batch:
     def __init__(self) -> None:
         self.rooms: dict[int, dict[str, State]] = {}

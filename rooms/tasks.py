@@ -18,3 +18,10 @@ def make_thumbnail(attachment_id: int) -> bool:
 @shared_task(acks_late=True)
 def purge_stale_uploads() -> int:
     return actions.do_purge_stale_files()
+
+
+@shared_task(acks_late=True)
+def free_orphaned_call_seats() -> int:
+    from .calls import do_free_orphaned_seats  # calls.py builds on actions.py
+
+    return do_free_orphaned_seats()

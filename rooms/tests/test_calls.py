@@ -208,6 +208,38 @@ def test_a_call_left_only_by_dead_sockets_ends_when_someone_starts_one(room, ali
     assert system_texts(room)[1].startswith("Call ended · ")
 
 
+def test_scheduled_sweep_ends_a_call_whose_sockets_all_died(room, alice, bob):
+    from rooms.tasks import free_orphaned_call_seats
+
+    call = start(alice, room, channel="alice.tab").call
+    join(bob, call, channel="bob.tab")
+    assert free_orphaned_call_seats() == 0
+    presence.report(bob.pk, "bob.tab", None)
+    assert free_orphaned_call_seats() == 1
+    assert [p["name"] for p in calls.peers(call)] == ["Alice Adams"]
+    presence.report(alice.pk, "alice.tab", None)
+    assert free_orphaned_call_seats() == 1
+    call.refresh_from_db()
+    assert not call.is_live
+    assert system_texts(room)[-1].startswith("Call ended")
+
+
+def test_nobody_is_taken_for_gone_while_presence_is_unknown(room, alice, bob, settings):
+    from rooms.tasks import free_orphaned_call_seats
+
+    call = start(alice, room).call
+    join(bob, call)
+    # Redis down (nothing listens on port 9): presence cannot say who is there.
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:9/0",
+        }
+    }
+    assert free_orphaned_call_seats() == 0
+    assert [p["name"] for p in calls.peers(call)] == ["Alice Adams", "Bob Jones"]
+
+
 def test_removed_member_loses_their_seat(room, alice, bob):
     call = start(alice, room).call
     join(bob, call)
