@@ -7,8 +7,9 @@
 // into a WebM (MediaRecorder), which goes up through the resumable chunk API of Files & Links.
 import { uploadBlob } from "./uploads.js";
 
-// The recording's bitrates: 1 Mbit/s of VP8 for a 1280x720 grid is plenty for faces and
-// slides (about 7.5 MB a minute with the audio), and keeps an hour's meeting under 0.5 GB.
+// The recording's bitrates: at most 1 Mbit/s of VP8 for a 1280x720 grid is plenty for faces
+// and slides, and keeps an hour's meeting under 0.5 GB (at most 8 MB a minute with the audio;
+// a still picture costs far less: see docs/BENCHMARKS.md).
 export const RECORDING_VIDEO_BITS_PER_SECOND = 1_000_000;
 export const RECORDING_AUDIO_BITS_PER_SECOND = 64_000;
 const CANVAS_WIDTH = 1280;
