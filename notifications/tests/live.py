@@ -86,6 +86,19 @@ class _Process:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
 
+    def start_and_wait_for(self, marker: str, timeout: float) -> None:
+        """Start, and return once `marker` appears in the log."""
+        self.start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early:\n{self.log()}")
+            if marker in self.log():
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{self.name} not ready within {timeout}s:\n{self.log()}")
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
@@ -114,16 +127,8 @@ class CeleryWorker(_Process):
         )  # fmt: skip
 
     def __enter__(self, timeout: float = 60.0) -> CeleryWorker:
-        self.start()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"Celery worker exited early:\n{self.log()}")
-            if " ready." in self.log():
-                return self
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"Celery worker not ready within {timeout}s:\n{self.log()}")
+        self.start_and_wait_for(" ready.", timeout)
+        return self
 
 
 class InboundSmtp(_Process):
@@ -166,16 +171,8 @@ class CeleryBeat(_Process):
         )  # fmt: skip
 
     def __enter__(self, timeout: float = 60.0) -> CeleryBeat:
-        self.start()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"Celery beat exited early:\n{self.log()}")
-            if "beat: Starting" in self.log():
-                return self
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"Celery beat did not start within {timeout}s:\n{self.log()}")
+        self.start_and_wait_for("beat: Starting", timeout)
+        return self
 
     def __exit__(self, *exc) -> None:
         self.stop()
