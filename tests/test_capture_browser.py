@@ -252,6 +252,33 @@ def test_a_cropped_screenshot_is_attached_as_a_png_of_the_cropped_size(
     expect(card).to_contain_text(stored.name)
 
 
+def test_a_screenshot_can_be_cropped_from_the_keyboard(open_page, room, alice, media):
+    page = open_page(alice, f"/rooms/{room.pk}/")
+    open_attach_item(page, "Take screenshot")
+    dialog = page.get_by_role("dialog", name="Screenshot")
+    note = dialog.get_by_role("status")
+    expect(note).to_have_text("Whole picture, 1280 × 720 pixels.")
+
+    picture = dialog.get_by_role("img", name="The screenshot")
+    picture.focus()
+    picture.press("ArrowRight")  # the middle half first
+    expect(note).to_have_text("Cropped to 640 × 360 pixels.")
+    for key in ("ArrowRight", "ArrowDown", "Shift+ArrowLeft", "Shift+ArrowLeft", "Shift+ArrowUp"):
+        picture.press(key)
+    # A step is a fiftieth of the picture: 26 × 14 pixels.
+    expect(note).to_have_text("Cropped to 588 × 346 pixels.")
+    page.keyboard.press("Tab")
+    expect(dialog.get_by_role("button", name="Attach")).to_be_focused()
+    page.keyboard.press("Enter")
+
+    expect(dialog).to_be_hidden()
+    ready_upload(page, SCREENSHOT_NAME)
+    send_message(page, "from the keyboard")
+    stored = Attachment.objects.get(room=room)
+    with Image.open(media / stored.file.name) as image:
+        assert image.size == (588, 346)
+
+
 def test_cancel_and_discard_attach_nothing(open_page, room, alice, media):
     page = open_page(alice, f"/rooms/{room.pk}/")
 

@@ -346,6 +346,32 @@ function initScreenshot(dialog) {
   canvas.addEventListener("pointerup", endDrag);
   canvas.addEventListener("pointercancel", () => { dragFrom = null; });
 
+  // From the keyboard: arrows move the crop (starting from the middle half), Shift+arrows
+  // resize it, by a fiftieth of the picture a press.
+  canvas.addEventListener("keydown", (event) => {
+    const moves = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+    const move = moves[event.key];
+    if (!move) return;
+    event.preventDefault();
+    const stepX = Math.max(1, Math.round(canvas.width / 50));
+    const stepY = Math.max(1, Math.round(canvas.height / 50));
+    let { x, y, width, height } = crop || {
+      x: Math.round(canvas.width / 4),
+      y: Math.round(canvas.height / 4),
+      width: Math.round(canvas.width / 2),
+      height: Math.round(canvas.height / 2),
+    };
+    if (event.shiftKey) {
+      width = Math.min(canvas.width - x, Math.max(MIN_CROP, width + move[0] * stepX));
+      height = Math.min(canvas.height - y, Math.max(MIN_CROP, height + move[1] * stepY));
+    } else if (crop) {
+      x = Math.min(canvas.width - width, Math.max(0, x + move[0] * stepX));
+      y = Math.min(canvas.height - height, Math.max(0, y + move[1] * stepY));
+    }
+    crop = { x, y, width, height };
+    showCrop();
+  });
+
   async function open() {
     clearError();
     if (!canCaptureScreen()) return showError(UNSUPPORTED);
