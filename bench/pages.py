@@ -12,7 +12,8 @@ Then, in this process, Django's test Client times each request (server time: the
 handling, middleware and templates included, without a network) and CaptureQueriesContext
 counts its SQL queries:
 
-- room_list: GET /rooms/list/, the conversation list that every page shows;
+- room_list: GET /rooms/list/, the conversation list that every page shows (its first
+  page of rooms; room_list_next_page: each further page, loaded as the list is scrolled);
 - open_room: GET /rooms/<id>/, the full room page (its sidebar included), cycling through all
   the rooms; opening an unread room marks it read, so its pointer is put back (untimed) first
   and every pass sees the same 100 unread rooms.
@@ -40,10 +41,12 @@ import json
 import math
 import os
 import random
+import re
 import statistics
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from html import unescape
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -338,6 +341,19 @@ def run(iterations: int) -> dict:
             "unread_listed": html.count('class="room-item unread"'),
         }
     }
+    # Scrolling the list: every further page, in turn, until the last.
+    next_page, pages = Timings(), 0
+    while pages < iterations:
+        found = re.search(r'hx-get="([^"]+)" hx-trigger="intersect once"', html)
+        if found is None:
+            if pages == 0:
+                break  # the whole list fits on the first page
+            _, html = measure(reader, "/rooms/list/")
+            continue
+        _, html = measure(reader, unescape(found.group(1)), next_page)
+        pages += 1
+    if pages:
+        result["room_list_next_page"] = next_page.figures()
 
     for room_id in room_ids[:WARMUP]:
         measure(reader, f"/rooms/{room_id}/", after=put_back(room_id))
