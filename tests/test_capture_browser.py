@@ -248,8 +248,31 @@ def test_a_cropped_screenshot_is_attached_as_a_png_of_the_cropped_size(
     with Image.open(media / stored.file.name) as image:
         assert image.format == "PNG"
         assert image.size == (width, height)
+        assert any(low != high for low, high in image.convert("RGB").getextrema())
     card = bob_page.locator("#messages .msg", has_text="this part").locator(".file-card")
     expect(card).to_contain_text(stored.name)
+
+
+def test_without_image_capture_the_screenshot_is_taken_from_a_video_frame(
+    open_page, room, alice, media
+):
+    page = open_page(alice, f"/rooms/{room.pk}/")
+    page.add_init_script("delete window.ImageCapture;")
+    page.reload()
+    expect(page.locator("body")).to_have_attribute("data-live", "connected")
+
+    open_attach_item(page, "Take screenshot")
+    dialog = page.get_by_role("dialog", name="Screenshot")
+    expect(dialog.get_by_role("status")).to_have_text("Whole picture, 1280 × 720 pixels.")
+    dialog.get_by_role("button", name="Attach").click()
+    ready_upload(page, SCREENSHOT_NAME)
+    send_message(page, "the whole screen")
+
+    stored = Attachment.objects.get(room=room)
+    with Image.open(media / stored.file.name) as image:
+        assert image.size == SCREEN
+        # The fake screen's picture, not an empty canvas.
+        assert any(low != high for low, high in image.convert("RGB").getextrema())
 
 
 def test_a_screenshot_can_be_cropped_from_the_keyboard(open_page, room, alice, media):
