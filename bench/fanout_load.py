@@ -66,6 +66,11 @@ def main() -> None:
                 "delivered": figures["delivered"],
                 "expected": figures["expected"],
                 "lost": figures["lost"],
+                # Of the messages that were stored (a sender that falls 30 s behind gives up).
+                "messages_sent": sent,
+                "lost_of_sent": options.clients * sent
+                - (figures["delivered"] - figures["duplicates"]),
+                "send_error_samples": figures["send_error_samples"],
                 "duplicates": figures["duplicates"],
                 "send_errors": figures["send_errors"],
                 "deliveries_per_second": round(figures["delivered"] / options.seconds, 1),

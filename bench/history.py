@@ -87,7 +87,7 @@ def measure(samples: list[tuple[int, int]]) -> dict:
     client = Client(HTTP_HOST="localhost")
     client.force_login(User.objects.get(username=search.SEARCHER))
     view_wall, view_cpu, view_queries = [], [], set()
-    query_wall, query_queries = [], set()
+    query_wall, query_cpu, query_queries = [], [], set()
     example: list[str] = []
     for n, (room_id, before) in enumerate(samples[:WARMUP] + samples):
         with CaptureQueriesContext(connection) as captured:
@@ -100,15 +100,16 @@ def measure(samples: list[tuple[int, int]]) -> dict:
             raise SystemExit(f"room {room_id} before {before}: {response.status_code}")
         room = Room.objects.get(pk=room_id)
         with CaptureQueriesContext(connection) as alone:
-            started = time.perf_counter()
+            cpu_alone, started = time.process_time(), time.perf_counter()
             page, _ = messages_before(room, before=before)
-            elapsed = time.perf_counter() - started
+            elapsed, cpu_alone = time.perf_counter() - started, time.process_time() - cpu_alone
         if n < WARMUP:
             continue
         view_wall.append(wall)
         view_cpu.append(cpu)
         view_queries.add(len(captured))
         query_wall.append(elapsed)
+        query_cpu.append(cpu_alone)
         query_queries.add(len(alone))
         example = example or [q["sql"][:160] for q in captured.captured_queries]
     return {
@@ -117,7 +118,11 @@ def measure(samples: list[tuple[int, int]]) -> dict:
             "cpu_ms": percentiles(view_cpu),
             "queries": sorted(view_queries),
         },
-        "messages_before": {"wall_ms": percentiles(query_wall), "queries": sorted(query_queries)},
+        "messages_before": {
+            "wall_ms": percentiles(query_wall),
+            "cpu_ms": percentiles(query_cpu),
+            "queries": sorted(query_queries),
+        },
         "example_request_queries": example,
     }
 
