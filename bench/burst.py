@@ -131,6 +131,7 @@ def measure(args, processes, cast) -> dict:
     return {
         "sockets_open": opened,
         "connect_failures": len(errors),
+        "connect_retries": generators.retries,
         "connect_failure_samples": errors[:2],
         "settle_seconds": quiet,
         "first_delivery_ms": summary_ms(first),

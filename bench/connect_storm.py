@@ -157,6 +157,7 @@ def storm(args, processes, cast, last_seen: int, missed: dict[int, int]) -> dict
         "people": args.people,
         "sockets_open": opened,
         "failures": len(errors),
+        "connect_retries": generators.retries,
         "failure_samples": errors[:3],
         "login_ms": summary_ms([tab["logged_in"] - tab["began"] for tab in tabs]),
         "socket_open_ms": summary_ms([tab["opened"] - tab["logged_in"] for tab in tabs]),

@@ -146,6 +146,7 @@ def measure(args, processes, cast) -> dict:
     return {
         "sockets_open": opened,
         "connect_failures": len(errors),
+        "connect_retries": generators.retries,
         "connect_failure_samples": errors[:2],
         "connect_seconds": round(connected, 1),
         "server_cpu_seconds_connecting": round(cpu_connecting, 1),

@@ -248,6 +248,7 @@ def progress(name: str, text: str) -> None:
 
 # Generator processes holding many sockets -----------------------------------------------------
 
+CONNECT_ATTEMPTS = 4
 MESSAGE_FRAME = re.compile(r'^\{"type":"message\.new","room":(\d+),"id":(\d+)')
 
 
@@ -281,6 +282,7 @@ class Tab:
     opened: float = 0.0
     resumed: float = 0.0
     caught_up: int = 0
+    retries: int = 0
     error: str = ""
 
 
@@ -352,26 +354,33 @@ async def _worker(conn, spec: WorkerSpec) -> None:
                 await asyncio.sleep(delay)
         server = spec.servers[person.index % len(spec.servers)]
         tab.began = time.time()
-        try:
-            async with gate:
-                session = person.session
-                if person.username:
-                    session = await loop.run_in_executor(logins, login, person, server)
-                    tab.logged_in = time.time()
-                socket = await websockets.connect(
-                    server[1],
-                    origin=server[0],
-                    additional_headers={"Cookie": f"{spec.cookie_name}={session}"},
-                    compression=None,
-                    proxy=None,
-                    open_timeout=60,
-                    ping_interval=None,
-                    max_queue=None,
-                )
-                tab.opened = time.time()
-        except Exception as error:  # counted and reported; the run goes on
-            tab.error = repr(error)[:200]
-            return
+        session = person.session
+        # Like live.js, a tab whose handshake fails tries again after a growing pause.
+        for attempt in range(CONNECT_ATTEMPTS):
+            try:
+                async with gate:
+                    if person.username and not tab.logged_in:
+                        session = await loop.run_in_executor(logins, login, person, server)
+                        tab.logged_in = time.time()
+                    socket = await websockets.connect(
+                        server[1],
+                        origin=server[0],
+                        additional_headers={"Cookie": f"{spec.cookie_name}={session}"},
+                        compression=None,
+                        proxy=None,
+                        open_timeout=60,
+                        ping_interval=None,
+                        max_queue=None,
+                    )
+                    tab.opened = time.time()
+                    break
+            except Exception as error:  # counted and reported; the run goes on
+                tab.error = repr(error)[:200]
+                if attempt == CONNECT_ATTEMPTS - 1:
+                    return
+                tab.retries += 1
+                await asyncio.sleep(0.5 * 2**attempt)
+        tab.error = ""
         sockets.append(socket)
         tasks.append(asyncio.create_task(listen(socket, tab, person)))
         if person.last_id is not None:
@@ -383,7 +392,14 @@ async def _worker(conn, spec: WorkerSpec) -> None:
     await asyncio.gather(
         *(open_tab(k, p, t) for k, (p, t) in enumerate(zip(spec.people, tabs, strict=True)))
     )
-    conn.send(("connected", sum(1 for t in tabs if t.opened), [t.error for t in tabs if t.error]))
+    conn.send(
+        (
+            "connected",
+            sum(1 for t in tabs if t.opened),
+            [t.error for t in tabs if t.error],
+            sum(t.retries for t in tabs),
+        )
+    )
     handed_out = 0
     while True:
         command = await loop.run_in_executor(None, conn.recv)
@@ -429,14 +445,16 @@ class Generators:
             self.pipes.append(parent)
             self.workers.append(worker)
 
-    def wait_connected(self, timeout: float = 600.0) -> tuple[int, list[str]]:
-        opened, errors = 0, []
+    def wait_connected(self, timeout: float = 900.0) -> tuple[int, list[str]]:
+        """(sockets open, failures); `retries` holds the handshakes tried again."""
+        opened, errors, self.retries = 0, [], 0
         for pipe in self.pipes:
             if not pipe.poll(timeout):
                 raise RuntimeError("a generator did not finish connecting")
-            _, count, failed = pipe.recv()
+            _, count, failed, retries = pipe.recv()
             opened += count
             errors += failed
+            self.retries += retries
         return opened, errors
 
     def ask(self, command: str) -> list:

@@ -189,6 +189,7 @@ def measure(args, processes, cast) -> dict:
             tab.close()
     return {
         "sockets": opened,
+        "connect_retries": generators.retries,
         "steps": steps,
         "highest_rate_held": best,
         "target_met": best is not None and best >= TARGET["rate"],
