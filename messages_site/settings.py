@@ -147,7 +147,9 @@ if REDIS_URL:
     # up from the database (docs/BENCHMARKS.md has the comparison).
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            # channels_redis's pub/sub layer, which also tells sockets to replay after a
+            # lost Redis connection (messages_site/channel_layer.py).
+            "BACKEND": "messages_site.channel_layer.ResyncingPubSubChannelLayer",
             "CONFIG": {
                 "hosts": [REDIS_URL],
                 "prefix": os.environ.get("CHANNEL_LAYER_PREFIX", "asgi"),

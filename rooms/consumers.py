@@ -173,6 +173,10 @@ class LiveConsumer(CallFrames, AsyncWebsocketConsumer):
             return
         await self.send(text_data=message["frame"])
 
+    async def live_resync(self, message: dict) -> None:
+        """This process lost its Redis connection for a while: frames may be gone."""
+        await self.send(text_data='{"type":"resync"}')
+
     async def room_join(self, message: dict) -> None:
         self.rooms.add(message["room"])
         await self.channel_layer.group_add(events.room_group(message["room"]), self.channel_name)

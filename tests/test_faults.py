@@ -209,6 +209,7 @@ class Reader(threading.Thread):
         self.connects = 0
         self.failovers = 0
         self.gap_resumes = 0
+        self.resyncs = 0
         self.errors: list[dict] = []
         self.socket: ClientConnection | None = None
         self.stop = threading.Event()
@@ -243,6 +244,9 @@ class Reader(threading.Thread):
         kind = frame["type"]
         if kind == "error":
             self.errors.append(frame)
+        if kind == "resync":
+            self.resyncs += 1
+            self.resume(self.last_id)
         if kind != "message.new":
             return
         prev = frame.get("prev") or 0
@@ -332,35 +336,107 @@ class Inboxes:
         return sum(more for _, more in self.emails.get(rcpt, {}).values())
 
 
-# The test ---------------------------------------------------------------------------------
+def page_cookies(port: int, person, room) -> dict[str, str]:
+    """Session and CSRF cookies, as a tab has them once the room's page has loaded."""
+    cookies = {"sessionid": client_for(person).cookies["sessionid"].value}
+    page = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    page.request(
+        "GET", room.get_absolute_url(), headers={"Cookie": f"sessionid={cookies['sessionid']}"}
+    )
+    response = page.getresponse()
+    response.read()
+    page.close()
+    assert response.status == 200
+    for header in response.headers.get_all("Set-Cookie") or []:
+        cookies.update({k: m.value for k, m in SimpleCookie(header).items()})
+    return cookies
+
+
+def newest_message_id() -> int:
+    return Message.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+
+
+def daphne_env(test_database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
+    return {
+        "DATABASE_URL": test_database_url,
+        "REDIS_URL": redis_url,
+        "CHANNEL_LAYER_PREFIX": "faults",
+        "PASSWORD_HASHERS": ",".join(FAST_HASHERS),
+        "LOG_LEVEL": "WARNING",
+        **GENEROUS_RATE_LIMITS,
+        **extra,
+    }
+
+
+# The tests --------------------------------------------------------------------------------
+
+
+def test_a_socket_open_through_a_redis_restart_gets_what_was_sent_meanwhile(
+    test_database_url, transactional_db
+):
+    """The tail case: nothing follows the lost message to reveal the gap, so the process that
+    lost its Redis connection tells its sockets to replay once Redis is back."""
+    redis_server = RedisServer().start()
+    try:
+        with DaphneServer(env=daphne_env(test_database_url, redis_server.url)) as server:
+            alice, bob = make_person("alice", "Alice Adams"), make_person("bob", "Bob Jones")
+            befriend(alice, bob)
+            room = do_create_room(alice, kind=RoomKind.GROUP, title="Tail", members=[bob])
+            sender = Sender([server.port], page_cookies(server.port, alice, room), room.pk)
+            bob_tab = Reader(
+                "bob", client_for(bob).cookies["sessionid"].value, [server.port] * 2, 0,
+                newest_message_id(),
+            )  # fmt: skip
+            bob_tab.start()
+            assert wait_until(lambda: bob_tab.connects == 1, 15)
+            sender.send_one(1)
+            assert wait_until(lambda: len(bob_tab.messages) == 1, 10), "live delivery failed"
+
+            redis_server.kill()
+            sender.send_one(2)  # stored (201), rate limit and live publish skipped
+            lost = sender.log.ids[-1]
+            time.sleep(1.0)
+            assert lost not in bob_tab.messages  # its frame had nowhere to go
+            redis_server.start()
+
+            assert wait_until(lambda: lost in bob_tab.messages, 15), server.log()
+            bob_tab.stop.set()
+            bob_tab.join(5)
+    finally:
+        redis_server.kill()
+    assert bob_tab.failure is None
+    assert sorted(bob_tab.messages) == sender.log.ids
+    assert (bob_tab.connects, bob_tab.resyncs) == (1, 1)  # replayed over the same socket
+    assert sender.log.server_errors == Counter()
 
 
 @pytest.fixture
 def stack(test_database_url, transactional_db):
     redis_server = RedisServer().start()
     with SmtpSink() as sink:
-        env = {
-            "DATABASE_URL": test_database_url,
-            "REDIS_URL": redis_server.url,
-            "CHANNEL_LAYER_PREFIX": "faults",
-            "CELERY_TASK_ALWAYS_EAGER": "false",
-            "EMAIL_URL": sink.url,
-            "EMAIL_TIMEOUT": "2",
-            "PARLEY_NOTIFY_BATCH_SECONDS": "1",
-            "PARLEY_NOTIFY_SWEEP_SECONDS": "1",
-            "PARLEY_NOTIFY_CLAIM_LEASE_SECONDS": "3",
-            "PASSWORD_HASHERS": ",".join(FAST_HASHERS),
-            "LOG_LEVEL": "WARNING",
-            **GENEROUS_RATE_LIMITS,
-        }
+        env = daphne_env(
+            test_database_url,
+            redis_server.url,
+            CELERY_TASK_ALWAYS_EAGER="false",
+            EMAIL_URL=sink.url,
+            EMAIL_TIMEOUT="2",
+            PARLEY_NOTIFY_BATCH_SECONDS="1",
+            PARLEY_NOTIFY_SWEEP_SECONDS="1",
+            PARLEY_NOTIFY_CLAIM_LEASE_SECONDS="3",
+        )
         processes: dict = {"redis": redis_server, "sink": sink, "env": env}
+        supervisor = Supervisor(processes)
         try:
             processes["a"] = DaphneServer(env=env).start()
             processes["b"] = DaphneServer(env=env).start()
             processes["worker"] = CeleryWorker(env).__enter__()
             processes["beat"] = CeleryBeat(env).__enter__()
+            processes["supervisor"] = supervisor
+            supervisor.start()
             yield processes
         finally:
+            supervisor.stop.set()
+            supervisor.join(90)
             for name in ("beat", "worker"):
                 if name in processes:
                     processes[name].__exit__(None, None, None)
@@ -368,6 +444,37 @@ def stack(test_database_url, transactional_db):
                 if name in processes:
                     processes[name].stop()
             redis_server.kill()
+
+
+class Supervisor(threading.Thread):
+    """Starts a new Celery worker or beat whenever one has exited, as systemd's
+    Restart=always does in production. (kombu 5.7's Redis transport can crash a worker with
+    "Unrecoverable error: AttributeError" when Redis goes away; a supervisor is needed anyway
+    for a worker killed outright.)"""
+
+    def __init__(self, processes: dict) -> None:
+        super().__init__(daemon=True)
+        self.processes = processes
+        self.stop = threading.Event()
+        self.restarts: list[tuple[float, str]] = []  # (time.monotonic(), what)
+        self.failure: BaseException | None = None
+
+    def run(self) -> None:
+        kinds = {"worker": CeleryWorker, "beat": CeleryBeat}
+        try:
+            while not self.stop.wait(0.2):
+                for name, kind in kinds.items():
+                    gone = self.processes[name]
+                    if gone.process.poll() is None:
+                        continue
+                    gone.__exit__(None, None, None)
+                    exited = time.monotonic()
+                    self.processes[name] = kind(self.processes["env"]).__enter__()
+                    self.restarts.append(
+                        (exited, f"{name} exited ({gone.process.returncode}), started a new one")
+                    )
+        except BaseException as error:  # reported by the test
+            self.failure = error
 
 
 def wait_until(condition, timeout: float, step: float = 0.1) -> bool:
@@ -387,18 +494,9 @@ def test_no_message_or_email_is_lost_or_doubled_through_crashes_and_restarts(sta
     a, b, sink = stack["a"], stack["b"], stack["sink"]
     ports = [a.port, b.port]
 
-    sender_cookies = {"sessionid": client_for(alice).cookies["sessionid"].value}
-    page = http.client.HTTPConnection("127.0.0.1", a.port, timeout=10)
-    session_cookie = {"Cookie": f"sessionid={sender_cookies['sessionid']}"}
-    page.request("GET", room.get_absolute_url(), headers=session_cookie)
-    response = page.getresponse()
-    response.read()
-    assert response.status == 200
-    for header in response.headers.get_all("Set-Cookie") or []:
-        sender_cookies.update({k: m.value for k, m in SimpleCookie(header).items()})
-    page.close()
+    sender_cookies = page_cookies(a.port, alice, room)
 
-    baseline = Message.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    baseline = newest_message_id()
     tabs = [
         Reader(p.username, client_for(p).cookies["sessionid"].value, ports, n % 2, baseline)
         for n, p in enumerate(readers)
@@ -430,8 +528,8 @@ def test_no_message_or_email_is_lost_or_doubled_through_crashes_and_restarts(sta
     stack["redis"].start()
     note("Redis restarted")
 
-    # 3 and 4. Sockets drop at random; the worker dies while it is sending emails.
-    worker = stack["worker"]
+    # 3 and 4. Sockets drop at random; the worker dies while it is sending emails (and the
+    # supervisor starts a new one).
     emails_before = len(sink.mails)
     drops = 0
     killed_worker = False
@@ -442,18 +540,17 @@ def test_no_message_or_email_is_lost_or_doubled_through_crashes_and_restarts(sta
         drops += 1
         if not killed_worker and len(sink.mails) > emails_before:
             # An email has just reached the sink: the worker is in the middle of a batch run.
-            kill_hard(worker.process)
+            kill_hard(stack["worker"].process)
             killed_worker = True
             note(f"killed the Celery worker after email {len(sink.mails)}")
-            time.sleep(0.5)
-            worker = CeleryWorker(stack["env"]).__enter__()
-            stack["worker"] = worker
-            note("new Celery worker ready")
     note(f"dropped {drops} sockets")
     time.sleep(1.5)  # a calm tail: the last frames travel on settled connections
     sender.stop.set()
     sender.join(30)
     note("sender stopped")
+    timeline.extend(
+        f"{t - started:5.1f}s supervisor: {what}" for t, what in stack["supervisor"].restarts
+    )
     assert sender.error is None, f"sender failed: {sender.error!r}\n" + "\n".join(timeline)
     assert killed_worker, "no email went out while the stream ran"
     sent_ids, bodies = sender.log.ids, sender.log.bodies
@@ -491,6 +588,7 @@ def test_no_message_or_email_is_lost_or_doubled_through_crashes_and_restarts(sta
             "connects": t.connects,
             "failovers": t.failovers,
             "gap_resumes": t.gap_resumes,
+            "resyncs": t.resyncs,
             "error_frames": len(t.errors),
             "missing": sorted(everything - set(t.messages)),
         }
@@ -537,6 +635,7 @@ def test_no_message_or_email_is_lost_or_doubled_through_crashes_and_restarts(sta
     print(detail)
 
     assert [t.failure for t in tabs] == [None] * len(tabs), detail
+    assert stack["supervisor"].failure is None, detail
     # Each message stored once, and each tab shows each of them once, in id order.
     assert report["messages_stored"] == len(sent_ids) == len(set(sent_ids)), detail
     assert report["stored_twice"] == 0, detail

@@ -260,6 +260,10 @@ const handlers = {
       }
     }
   },
+  // The server lost its Redis connection for a while: live frames of the gap are gone.
+  resync() {
+    resume(lastId);
+  },
   "resume.done"(frame) {
     if (frame.truncated) window.location.reload();
   },
