@@ -35,33 +35,40 @@ class ReceivedBody:
 
     def __init__(self, receive: Receive) -> None:
         self._receive = receive
-        self._pending = bytearray()
+        self._leftover = b""
         self._more = True
 
-    async def _fill(self, size: int) -> None:
-        while self._more and (size < 0 or len(self._pending) < size):
+    async def _take(self, size: int) -> bytes:
+        # Runs on the event loop's thread, so the blocks are allocated there too: memory freed
+        # after a request goes back to one heap, not to one per short-lived worker thread.
+        parts = [self._leftover]
+        have = len(self._leftover)
+        while self._more and (size < 0 or have < size):
             message = await self._receive()
             if message["type"] == "http.disconnect":
                 self._more = False
                 break
-            self._pending += message.get("body", b"")
+            body = message.get("body", b"")
+            parts.append(body)
+            have += len(body)
             self._more = message.get("more_body", False)
+        self._leftover = b""
+        if 0 <= size < have:
+            last = parts[-1]
+            keep = len(last) - (have - size)
+            parts[-1], self._leftover = last[:keep], last[keep:]
+        return b"".join(parts)
 
     def read(self, size: int | None = -1) -> bytes:
         size = -1 if size is None else size
-        if self._more and (size < 0 or len(self._pending) < size):
-            # One trip to the event loop per block the view asks for, not per ASGI message.
-            async_to_sync(self._fill)(size)
-        if size < 0 or size >= len(self._pending):
-            block = bytes(self._pending)
-            self._pending.clear()
-        else:
-            block = bytes(self._pending[:size])
-            del self._pending[:size]
-        return block
+        if not self._more and 0 <= size <= len(self._leftover):
+            block, self._leftover = self._leftover[:size], self._leftover[size:]
+            return block
+        # One trip to the event loop per block the view asks for, not per ASGI message.
+        return async_to_sync(self._take)(size)
 
     def close(self) -> None:
-        self._pending.clear()
+        self._leftover = b""
 
 
 class StreamedBodyHandler(ASGIHandler):

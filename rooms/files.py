@@ -47,6 +47,7 @@ from django.utils.http import content_disposition_header
 
 from accounts.models import User
 
+from .direct_writes import PositionalWriter
 from .models import Attachment, Link, Membership, Role, Upload
 from .queries import access_membership
 
@@ -320,23 +321,13 @@ class LocalChunks:
 
     def write(self, upload: Upload, index: int, source: IO[bytes], length: int) -> str:
         try:
-            fd = os.open(self._partial(upload.store_key), os.O_WRONLY)
+            partial = PositionalWriter(self._partial(upload.store_key), index * upload.chunk_size)
         except FileNotFoundError:
             raise ValidationError("This upload has expired; attach the file again.") from None
-        offset = index * upload.chunk_size
-
-        def write_at(block: bytes) -> None:
-            nonlocal offset
-            view = memoryview(block)
-            while view:
-                written = os.pwrite(fd, view, offset)
-                offset += written
-                view = view[written:]
-
         try:
-            copied = copy_exact(source, write_at, length)
+            copied = copy_exact(source, partial.write, length)
         finally:
-            os.close(fd)
+            partial.close()
         if copied != length:
             raise _cut_short(length, copied)
         return ""
