@@ -34,6 +34,7 @@ from bench.common import (  # noqa: E402
     summary_ms,
 )
 from bench.load import (  # noqa: E402
+    SERVER_KINDS,
     Generators,
     Machine,
     Person,
@@ -60,6 +61,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10)
     parser.add_argument("--gap", type=float, default=2.0)
     parser.add_argument("--servers", type=int, default=2)
+    parser.add_argument("--server", choices=sorted(SERVER_KINDS), default="daphne")
     parser.add_argument("--generators", type=int, default=2)
     args = parser.parse_args()
     os.environ.setdefault("PASSWORD_HASHERS", FAST_HASHERS)
@@ -72,7 +74,7 @@ def main() -> None:
     cast = make_cast(args.members + 1, [list(range(args.members + 1))])
     connections.close_all()
     try:
-        with servers(args.servers, server_env()) as processes:
+        with servers(args.servers, server_env(), args.server) as processes:
             figures = measure(args, processes, cast)
     finally:
         clean_up(cast)

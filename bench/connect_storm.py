@@ -39,6 +39,7 @@ from bench.common import (  # noqa: E402
     summary_ms,
 )
 from bench.load import (  # noqa: E402
+    SERVER_KINDS,
     Generators,
     Machine,
     Person,
@@ -65,6 +66,7 @@ def main() -> None:
     parser.add_argument("--missed", type=int, default=10)
     parser.add_argument("--spread", type=float, default=10.0)
     parser.add_argument("--servers", type=int, default=2)
+    parser.add_argument("--server", choices=sorted(SERVER_KINDS), default="daphne")
     parser.add_argument("--generators", type=int, default=2)
     args = parser.parse_args()
     os.environ.setdefault("PASSWORD_HASHERS", FAST_HASHERS)
@@ -81,7 +83,7 @@ def main() -> None:
     try:
         last_seen, missed = post_missed(cast, args.missed, args.team_size)
         connections.close_all()
-        with servers(args.servers, server_env()) as processes:
+        with servers(args.servers, server_env(), args.server) as processes:
             figures = storm(args, processes, cast, last_seen, missed)
     finally:
         clean_up(cast)

@@ -37,6 +37,7 @@ from bench.common import (  # noqa: E402
     setup_django,
 )
 from bench.load import (  # noqa: E402
+    SERVER_KINDS,
     Generators,
     Machine,
     Person,
@@ -63,6 +64,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=90.0)
     parser.add_argument("--ping-every", type=float, default=30.0)
     parser.add_argument("--servers", type=int, default=2)
+    parser.add_argument("--server", choices=sorted(SERVER_KINDS), default="daphne")
     parser.add_argument("--generators", type=int, default=4)
     args = parser.parse_args()
     os.environ.setdefault("PASSWORD_HASHERS", FAST_HASHERS)
@@ -85,7 +87,7 @@ def main() -> None:
     )
     connections.close_all()
     try:
-        with servers(args.servers, server_env()) as processes:
+        with servers(args.servers, server_env(), args.server) as processes:
             figures = measure(args, processes, cast)
     finally:
         clean_up(cast)

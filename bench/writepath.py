@@ -36,6 +36,7 @@ from bench.common import (  # noqa: E402
     summary_ms,
 )
 from bench.load import (  # noqa: E402
+    SERVER_KINDS,
     Generators,
     Machine,
     Person,
@@ -64,6 +65,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--senders-per-room", type=int, default=2)
     parser.add_argument("--servers", type=int, default=2)
+    parser.add_argument("--server", choices=sorted(SERVER_KINDS), default="daphne")
     parser.add_argument("--generators", type=int, default=2)
     args = parser.parse_args()
     os.environ.setdefault("PASSWORD_HASHERS", FAST_HASHERS)
@@ -79,7 +81,7 @@ def main() -> None:
     )
     connections.close_all()
     try:
-        with servers(args.servers, server_env()) as processes:
+        with servers(args.servers, server_env(), args.server) as processes:
             figures = measure(args, processes, cast)
     finally:
         clean_up(cast)
