@@ -14,7 +14,11 @@ stream, the test
 
 Afterwards every reader has every message exactly once, in order; every reader got each
 message in exactly one email; no message was stored twice; and every failed request
-(connection refused, 5xx) was retried by the sender until it went through.
+(connection refused, 5xx) was retried by the sender until it went through. The counts are
+printed and kept in var/faults-report.json.
+
+A second, short test covers the tail case: a message sent while Redis is down, with nothing
+after it to reveal the gap, still reaches a socket that stayed open.
 """
 
 from __future__ import annotations
@@ -189,8 +193,9 @@ class Sender(threading.Thread):
 class Reader(threading.Thread):
     """One tab. Like live.js: on open it sends resume (last id, since − 5 s); it places each
     message by id (a second copy replaces the first); a new message whose `prev` it never got
-    means a frame was lost, so it resumes from there; a dropped socket reconnects with backoff,
-    to the other Daphne process when its own refuses."""
+    means a frame was lost, so it resumes from there, as it does on a "resync" frame (its
+    process lost Redis for a while); a dropped socket reconnects with backoff (capped at 1 s
+    here, 5 s in live.js), to the other Daphne process when its own refuses."""
 
     def __init__(self, name: str, session: str, ports: list[int], home: int, baseline: int):
         super().__init__(daemon=True, name=f"reader-{name}")
