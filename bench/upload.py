@@ -52,7 +52,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=1024**3, help="file size in bytes (1 GiB)")
     parser.add_argument(
-        "--parallel", type=int, default=3, help="connections sending chunks (3, as the page)"
+        "--parallel", type=int, default=2, help="connections sending chunks (2, as the page)"
     )
     return parser.parse_args()
 

@@ -8,7 +8,7 @@
 const STORE_KEY = "parley.uploads";
 const MAX_RETRY_DELAY = 15000;
 // Chunks in flight at once per file: the server writes one while the next arrives.
-const PARALLEL_CHUNKS = 3;
+const PARALLEL_CHUNKS = 2;
 const ACTIVE = '.upload[data-state="uploading"], .upload[data-state="retrying"]';
 
 const items = new WeakMap();  // upload element -> its state
