@@ -115,6 +115,7 @@ class SendLog:
     refused: int = 0  # connection refused or reset, timed out
     server_errors: Counter = field(default_factory=Counter)  # status -> count (all retried)
     answered_by_retry: int = 0  # 200: the message was already stored by an earlier attempt
+    slowest: float = 0.0  # seconds, from the first attempt to the stored answer
 
 
 class Sender(threading.Thread):
@@ -155,6 +156,7 @@ class Sender(threading.Thread):
     def send_one(self, seq: int) -> None:
         body = f"fault-{seq:04d}"
         form = {"body": body, "client_token": str(uuid.uuid4())}
+        began = time.monotonic()
         for attempt in range(60):
             port = self.ports[attempt % len(self.ports)]  # a refusal moves on to the other
             self.log.attempts += 1
@@ -173,6 +175,7 @@ class Sender(threading.Thread):
             self.log.answered_by_retry += status == 200
             self.log.ids.append(int(re.search(r'id="msg-(\d+)"', html).group(1)))
             self.log.bodies.append(body)
+            self.log.slowest = max(self.log.slowest, time.monotonic() - began)
             return
         raise AssertionError(f"{body} was never accepted")
 
@@ -614,6 +617,7 @@ def test_no_message_or_email_is_lost_or_doubled_through_crashes_and_restarts(sta
             "refused_or_reset_then_retried": sender.log.refused,
             "5xx_then_retried": dict(sender.log.server_errors),
             "retries_answered_with_the_stored_message": sender.log.answered_by_retry,
+            "slowest_send_seconds": round(sender.log.slowest, 2),
         },
         "emails": {
             "expected": len(bodies) * len(recipients),
