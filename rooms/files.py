@@ -626,7 +626,8 @@ async def stream_file(
         block = await read(block_size if remaining < 0 else min(block_size, remaining))
         if not block:
             return
-        remaining -= len(block) if remaining > 0 else 0
+        if remaining > 0:
+            remaining -= len(block)
         yield block
 
 
