@@ -56,10 +56,14 @@ class LiveConsumer(CallFrames, AsyncWebsocketConsumer):
             await self.set_presence(None)
 
     async def dispatch(self, message: dict) -> None:
-        # The hot path skips Channels' per-message database-connection housekeeping: relaying
-        # a frame touches no database.
+        # The hot paths skip Channels' per-message database-connection housekeeping (a hop to
+        # the database thread each time): relaying a frame touches no database, and a frame
+        # from the tab (a heartbeat, mostly) reaches the database only through
+        # database_sync_to_async, which does that housekeeping itself.
         if message["type"] == "live.frame":
             await self.live_frame(message)
+        elif message["type"] == "websocket.receive":
+            await self.websocket_receive(message)
         else:
             await super().dispatch(message)
 
