@@ -191,45 +191,6 @@ def clean_up(cast: Cast) -> None:
         User.objects.filter(username__startswith=f"load-{cast.run}-").delete()
 
 
-async def connect(server, session: str, cookie_name: str, *, timeout: float = 60.0):
-    """One logged-in websocket to `server`, without client-side protocol pings (the servers'
-    own pings are answered)."""
-    return await websockets.connect(
-        server.ws_url,
-        origin=server.url,
-        additional_headers={"Cookie": f"{cookie_name}={session}"},
-        compression=None,
-        proxy=None,
-        open_timeout=timeout,
-        ping_interval=None,
-        max_queue=None,
-    )
-
-
-async def connect_all(
-    processes: list, sessions: list[str], cookie_name: str, *, concurrency: int = 20
-) -> tuple[list, list[str]]:
-    """One socket per session, round-robin over the servers; returns (sockets in session
-    order, None where it failed; failure texts)."""
-    gate = asyncio.Semaphore(concurrency)
-    failures: list[str] = []
-
-    async def one(n: int, session: str):
-        for attempt in range(4):
-            try:
-                async with gate:
-                    return await connect(processes[n % len(processes)], session, cookie_name)
-            except (OSError, TimeoutError, websockets.InvalidHandshake) as error:
-                if attempt == 3:
-                    failures.append(repr(error)[:200])
-                    return None
-                await asyncio.sleep(0.5 * 2**attempt)
-        return None
-
-    sockets = await asyncio.gather(*(one(n, s) for n, s in enumerate(sessions)))
-    return list(sockets), failures
-
-
 async def wait_until_quiet(processes: list, limit: float = 120.0, share: float = 0.1) -> float:
     """Wait until every server uses less than `share` of a core over a second."""
     began = time.monotonic()
