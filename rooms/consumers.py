@@ -23,6 +23,24 @@ MAX_TIMESTAMP = 253402300799  # 9999-12-31, the largest a datetime holds
 TYPING_INTERVAL = 2.0
 
 
+# After a restart or a morning's reconnects, every member's tab asks for the same missed
+# messages: each fragment is rendered once per process, not once per person. Every change to
+# what a message shows bumps its `changed` (catch-up relies on that); the sender's name is
+# part of the key as well.
+REPLAY_CACHE_SIZE = 5000
+_replayed: dict[tuple[int, datetime, str], str] = {}
+
+
+def replayed_html(message) -> str:
+    key = (message.pk, message.changed, message.sender.name)
+    html = _replayed.get(key)
+    if html is None:
+        if len(_replayed) >= REPLAY_CACHE_SIZE:
+            _replayed.clear()
+        html = _replayed[key] = message_html(message)
+    return html
+
+
 class LiveConsumer(CallFrames, AsyncWebsocketConsumer):
     """Listens to its person's group (their own events) and one group per room they are in."""
 
@@ -133,7 +151,7 @@ class LiveConsumer(CallFrames, AsyncWebsocketConsumer):
                 "room": message.room_id,
                 "id": message.pk,
                 "sender": message.sender_id,
-                "html": message_html(message),
+                "html": replayed_html(message),
                 "room_html": "",
                 # Replayed in id order from the database: nothing to check against.
                 "prev": 0,

@@ -150,6 +150,26 @@ async def test_resume_replays_edits_made_while_away(room, alice, bob):
     await socket.disconnect()
 
 
+async def test_replays_to_many_people_show_each_later_change(room, alice, bob, carol):
+    from rooms.actions import do_toggle_reaction
+
+    message = await send(alice, room=room, body="before")
+
+    async def replay(person) -> str:
+        socket = await connect(person)
+        await socket.send_json_to({"type": "resume", "last_id": message.pk - 1, "since": 0})
+        got = await frames(socket, until="resume.done")
+        await socket.disconnect()
+        return next(frame["html"] for frame in got if frame.get("id") == message.pk)
+
+    first, second = await replay(bob), await replay(carol)
+    assert first == second and "before" in first
+    await database_sync_to_async(do_edit_message)(alice, message=message, body="after")
+    assert "after" in await replay(bob)
+    await database_sync_to_async(do_toggle_reaction)(carol, message=message, emoji="🎉")
+    assert "🎉" in await replay(bob)
+
+
 async def test_resume_never_replays_rooms_the_user_is_not_in(room, alice, mallory):
     await send(alice, room=room, body="members only")
     socket = await connect(mallory)
