@@ -45,6 +45,7 @@ from .models import (
 from .queries import (
     access_membership,
     in_address_book,
+    known_empty,
     mentionable,
     room_for_event,
     unread_counts,
@@ -384,7 +385,14 @@ def _post(
         return message
     _record_mentions(message, new=True)
     _attach_files(message, attachments)
-    _record_links(message, new=True)
+    linked = _record_links(message, new=True)
+    # A new message has no reactions yet, and these files and links only: the fragment about
+    # to be rendered need not ask the database for what was just written.
+    known_empty([message], "reactions")
+    if not attachments:
+        known_empty([message], "attachments")
+    if not linked:
+        known_empty([message], "links")
     Room.objects.filter(pk=room.pk).update(last_activity=message.created, last_message=message)
     # Your own message is read by you.
     Membership.objects.filter(room=room, user=sender).update(
@@ -680,8 +688,10 @@ def _attach_files(message: Message, attachments: Sequence[Attachment]) -> None:
         Attachment.objects.filter(pk__in=[a.pk for a in attachments]).update(message=message)
 
 
-def _record_links(message: Message, *, new: bool = False) -> None:
-    """List the URLs linked in the message for Files & Links (a new message has none yet)."""
+def _record_links(message: Message, *, new: bool = False) -> int:
+    """List the URLs linked in the message for Files & Links (a new message has none yet).
+
+    Returns how many links were added."""
     urls = links.extract_urls(message.body_html)
     known: set[str] = set()
     if not new:
@@ -705,6 +715,7 @@ def _record_links(message: Message, *, new: bool = False) -> None:
         )
     if fresh:
         Link.objects.bulk_create(fresh, ignore_conflicts=True)
+    return len(fresh)
 
 
 def do_create_upload(

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from conftest import befriend, client_for
@@ -149,9 +151,6 @@ def test_bad_page_cursor_is_400(room, bob, before):
 
 
 def page_queries(client, url: str) -> int:
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
     client.get(url)  # warm the session and the read pointer
     with CaptureQueriesContext(connection) as queries:
         assert client.get(url).status_code == 200
@@ -231,3 +230,14 @@ def test_set_role_with_bad_value_is_400(room, alice, bob):
     response = client_for(alice).post(reverse("member_role", args=[room.pk, bob.pk]), {"role": "3"})
     assert response.status_code == 400
     assert Membership.objects.get(room=room, user=bob).role == Role.MEMBER
+
+
+def test_a_new_plain_message_is_rendered_without_asking_for_reactions_files_or_links(room, bob):
+    client = client_for(bob)
+    with CaptureQueriesContext(connection) as queries:
+        sent = client.post(f"/rooms/{room.pk}/messages/", {"body": "just words, **bold** ones"})
+    assert sent.status_code == 201
+    assert "<strong>bold</strong>" in sent.content.decode()
+    asked = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT")]
+    for table in ("rooms_reaction", "rooms_attachment", "rooms_link"):
+        assert not [sql for sql in asked if f'FROM "{table}"' in sql], table
