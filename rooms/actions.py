@@ -48,6 +48,7 @@ from .queries import (
     known_empty,
     mentionable,
     room_for_event,
+    room_with_last,
     unread_counts,
 )
 
@@ -119,8 +120,16 @@ def _publish_room_updated(room: Room, *, joining: Iterable[int] = ()) -> None:
         events.publish_on_commit(event, user_ids=joining)
 
 
-def _publish_message(message: Message, kind: str, *, list_changed: bool, prev: int = 0) -> None:
-    room_html = room_item_html(room_for_event(message.room_id)) if list_changed else ""
+def _publish_message(
+    message: Message, kind: str, *, list_changed: bool, prev: int = 0, room: Room | None = None
+) -> None:
+    """Publish the message's fragment; with `list_changed`, also the room's list entry, from
+    `room` (the room loaded by a send, whose last message this now is) or read afresh."""
+    room_html = ""
+    if list_changed and room is not None:
+        room_html = room_item_html(room_with_last(room, message))
+    elif list_changed:
+        room_html = room_item_html(room_for_event(message.room_id))
     message.rendered_html = message_html(message)
     event: events.MessageEvent = {
         "type": kind,  # type: ignore[typeddict-item]
@@ -398,7 +407,7 @@ def _post(
     Membership.objects.filter(room=room, user=sender).update(
         last_read_id=Greatest(F("last_read_id"), message.pk)
     )
-    _publish_message(message, "message.new", list_changed=True, prev=prev or 0)
+    _publish_message(message, "message.new", list_changed=True, prev=prev or 0, room=room)
     return message
 
 

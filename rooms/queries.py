@@ -254,6 +254,15 @@ def unread_counts(membership: Membership) -> tuple[int, int]:
     return counts["unread"], counts["mentions"]
 
 
+def room_with_last(room: Room, message: Message) -> Room:
+    """`room` as its list entry shows it once `message` is its last, without reading it again
+    (only a direct room's two members are fetched, for its name)."""
+    room.last_message, room.last_activity = message, message.created
+    if room.is_direct:
+        prefetch_related_objects([room], _direct_members("memberships"))
+    return room
+
+
 def room_for_event(room_id: int) -> Room:
     """A room loaded with what its conversation-list entry shows."""
     rooms = Room.objects.select_related("last_message__sender")

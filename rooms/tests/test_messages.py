@@ -156,3 +156,20 @@ def test_mark_read_moves_forward_only_and_tells_own_tabs(
         do_mark_read(alice, room=room, up_to=first.pk)
     assert Membership.objects.get(room=room, user=alice).last_read_id == second.pk
     assert [f["type"] for f in tabs.frames()] == ["room.read"]
+
+
+@pytest.mark.parametrize("direct", [False, True], ids=["group room", "direct room"])
+def test_a_new_message_publishes_the_list_entry_a_fresh_read_would_render(
+    room, alice, bob, inbox, django_capture_on_commit_callbacks, direct
+):
+    from rooms.actions import do_open_direct
+    from rooms.fragments import room_item_html
+    from rooms.queries import room_for_event
+
+    where = do_open_direct(bob, other=alice) if direct else room
+    listener = inbox(alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        do_send_message(bob, room=where, body="the entry shows **this**")
+    (event,) = [f for f in listener.frames() if f["type"] == "message.new"]
+    assert event["room_html"] == room_item_html(room_for_event(where.pk))
+    assert "the entry shows **this**" in event["room_html"]
