@@ -66,27 +66,31 @@ def report(user_id: int, tab: str, state: State | None) -> tuple[State, State]:
     return before, _state_of(tabs)
 
 
-def states(user_ids: list[int]) -> dict[int, State]:
-    try:
-        found = cache.get_many([_key(uid) for uid in user_ids])
-    except RedisError as error:
-        log.warning("Presence unknown, Redis is unreachable: %s", error)
-        found = {}
-    return {uid: _state_of(found.get(_key(uid)) or {}) for uid in user_ids}
-
-
-def live_tabs(user_ids: list[int]) -> dict[int, set[str]] | None:
-    """The open tabs (channel names) that still report in, per person; None while presence
-    is unknown (Redis unreachable), when nobody should be taken for gone."""
+def _tabs(user_ids: list[int]) -> dict[int, dict[str, tuple[str, float]]] | None:
+    """Each person's tabs as last reported; None while presence is unknown (Redis down)."""
     try:
         found = cache.get_many([_key(uid) for uid in user_ids])
     except RedisError as error:
         log.warning("Presence unknown, Redis is unreachable: %s", error)
         return None
+    return {uid: found.get(_key(uid)) or {} for uid in user_ids}
+
+
+def states(user_ids: list[int]) -> dict[int, State]:
+    tabs = _tabs(user_ids) or {}
+    return {uid: _state_of(tabs.get(uid, {})) for uid in user_ids}
+
+
+def live_tabs(user_ids: list[int]) -> dict[int, set[str]] | None:
+    """The open tabs (channel names) that still report in, per person; None while presence
+    is unknown (Redis unreachable), when nobody should be taken for gone."""
+    tabs = _tabs(user_ids)
+    if tabs is None:
+        return None
     now = time.time()
     return {
-        uid: {tab for tab, (_, expires) in (found.get(_key(uid)) or {}).items() if expires > now}
-        for uid in user_ids
+        uid: {tab for tab, (_, expires) in entries.items() if expires > now}
+        for uid, entries in tabs.items()
     }
 
 
