@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -23,3 +24,8 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+# Everything loaded so far lives as long as the process: keeping it out of the collector's
+# full passes shortens them from ~60-100 ms (a long pause in the middle of a fan-out) to ~12.
+gc.collect()
+gc.freeze()
