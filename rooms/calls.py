@@ -212,8 +212,9 @@ def _publish(call: Call, kind: str, *, peer: str = "") -> None:
 
 
 def _orphaned(call: Call) -> list[CallParticipant]:
-    """Seats whose socket stopped reporting in (presence: a ping every 30 s, gone after 90 s):
-    its server process died without closing it. None while presence is unknown (no Redis)."""
+    """Seats whose socket stopped reporting in (its process rewrites presence every minute; gone
+    after TAB_TTL): its server process died without closing it. None while presence is unknown
+    (no Redis)."""
     taken = seats(call)
     tabs = presence.live_tabs([seat.user_id for seat in taken])
     if tabs is None:

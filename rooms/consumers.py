@@ -6,7 +6,6 @@ import json
 import time
 from datetime import UTC, datetime
 
-from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
@@ -44,9 +43,8 @@ def replayed_html(message) -> str:
 class LiveConsumer(CallFrames, AsyncWebsocketConsumer):
     """Listens to its person's group (their own events) and one group per room they are in."""
 
-    # The state this tab last wrote to presence, and when (time.monotonic()).
+    # The state this tab last wrote to presence (its process keeps the entry fresh).
     presence_reported: presence.State | None = None
-    presence_at: float = 0.0
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -76,7 +74,7 @@ class LiveConsumer(CallFrames, AsyncWebsocketConsumer):
     async def dispatch(self, message: dict) -> None:
         # The hot paths skip Channels' per-message database-connection housekeeping (a hop to
         # the database thread each time): relaying a frame touches no database, and a frame
-        # from the tab (a heartbeat, mostly) reaches the database only through
+        # from the tab (a ping, a typing note) reaches the database only through
         # database_sync_to_async, which does that housekeeping itself.
         if message["type"] == "live.frame":
             await self.live_frame(message)
@@ -86,16 +84,10 @@ class LiveConsumer(CallFrames, AsyncWebsocketConsumer):
             await super().dispatch(message)
 
     async def set_presence(self, state: presence.State | None) -> None:
-        now = time.monotonic()
-        if state == self.presence_reported and now - self.presence_at < presence.REFRESH_AFTER:
-            return  # a heartbeat that changes nothing; the entry is still fresh
-        self.presence_reported, self.presence_at = state, now
-        # Redis only: it need not wait behind the database work of other tabs connecting.
-        before, after = await sync_to_async(presence.report, thread_sensitive=False)(
-            self.user.pk, self.channel_name, state
-        )
-        if before != after:
-            await presence.announce(self.user.pk, after, self.rooms)
+        if state == self.presence_reported:
+            return  # a ping that changes nothing
+        self.presence_reported = state
+        await presence.tab_changed(self.user.pk, self.channel_name, state, self.rooms)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if text_data is None or len(text_data) > MAX_FRAME_BYTES:

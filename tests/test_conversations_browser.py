@@ -18,6 +18,7 @@ from playwright.sync_api import Page, expect
 
 from accounts.actions import do_set_preferences
 from conftest import FAST_HASHERS, GENEROUS_RATE_LIMITS, befriend, make_person
+from rooms import presence
 from rooms.actions import (
     do_add_library_gif,
     do_create_room,
@@ -602,6 +603,13 @@ def test_mention_chosen_with_arrows_and_enter_is_highlighted_and_counted_for_the
     expect(entry.locator(".badge")).to_have_text("1")
 
 
+# What the browser does when its tab goes to the background (headless pages are always visible).
+HIDE_PAGE = """() => {
+  Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true });
+  document.dispatchEvent(new Event("visibilitychange"));
+}"""
+
+
 def test_typing_shows_for_the_other_person_and_clears_when_the_message_arrives(
     open_page, room, alice, bob
 ):
@@ -632,8 +640,28 @@ def test_presence_dot_turns_online_when_the_other_person_opens_parley(open_page,
         expect(dot).to_have_attribute("data-state", "online")
     expect(in_header).to_have_css("background-color", "rgb(46, 160, 67)")
 
+    # bob switches to another browser tab: his page is hidden, so he is away.
+    bob_page.evaluate(HIDE_PAGE)
+    expect(in_header).to_have_attribute("data-state", "away")
     bob_page.close()
     expect(in_header).to_have_attribute("data-state", "offline")
+
+
+def test_a_page_that_reconnects_while_hidden_reports_away(open_page, alice, bob):
+    befriend(alice, bob)
+    direct = do_open_direct(alice, other=bob)
+    alice_page = open_page(alice, direct.get_absolute_url())
+    in_header = alice_page.locator(f'.room-head [data-presence-user="{bob.pk}"]')
+    bob_page = open_page(bob, direct.get_absolute_url())
+    expect(in_header).to_have_attribute("data-state", "online")
+    bob_page.evaluate(HIDE_PAGE)
+    expect(in_header).to_have_attribute("data-state", "away")
+    bob_page.evaluate("window.parleyLive.drop()")
+    expect(bob_page.locator("body")).to_have_attribute("data-live", "connected")
+    # A new socket starts out online; the page says it is away. Presence news is batched by
+    # the second: after two batches, alice's page has had whatever the server concluded.
+    alice_page.wait_for_timeout(2000 * presence.BATCH_SECONDS)
+    expect(in_header).to_have_attribute("data-state", "away")
 
 
 def test_reaction_from_the_options_menu_shows_live_with_who_reacted(open_page, room, alice, bob):

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 
 def online(user, channel):
-    """The socket `channel` reports in, as an open tab does every 30 s."""
+    """The socket `channel` reports in, as an open tab does (its process keeps it fresh)."""
     presence.report(user.pk, channel, "online")
     return channel
 

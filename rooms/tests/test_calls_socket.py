@@ -83,10 +83,11 @@ async def test_only_seated_sockets_can_signal(room, alice, bob, carol, mallory):
     alice_tab, bob_tab = await connect(alice), await connect(bob)
     mine = await start(alice_tab, room)
     theirs = await join(bob_tab, mine["call"])
-    bob_other_tab = await connect(bob)  # bob, but not the tab that joined
-    carol_tab, mallory_tab = await connect(carol), await connect(mallory)
+    # Once the seated tabs have the call's news, the others connect after all of it.
     for tab in (alice_tab, bob_tab):
         await frames(tab)
+    bob_other_tab = await connect(bob)  # bob, but not the tab that joined
+    carol_tab, mallory_tab = await connect(carol), await connect(mallory)
     for sender in (carol_tab, mallory_tab, bob_other_tab):
         await sender.send_json_to(
             {"type": "call.signal", "call": mine["call"], "to": mine["peer"], "data": OFFER}

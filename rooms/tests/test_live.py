@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -331,3 +332,43 @@ async def test_heartbeat_that_changes_nothing_announces_nothing(room, alice, bob
     assert states == {alice.pk: "online", bob.pk: "online"}
     await alice_socket.disconnect()
     await bob_socket.disconnect()
+
+
+async def test_an_open_tab_stays_online_without_heartbeats(
+    room, alice, bob, quick_presence, monkeypatch
+):
+    """Its server process rewrites it before it expires; closing it takes the person offline."""
+    from rooms import presence
+
+    monkeypatch.setattr(presence, "TAB_TTL", 1)
+    monkeypatch.setattr(presence, "REFRESH_SECONDS", 0.2)
+    states = database_sync_to_async(presence.states)
+    bob_socket = await connect(bob)
+    await asyncio.sleep(2.5)  # two and a half lifetimes of an entry, and not a frame from bob
+    assert await states([bob.pk]) == {bob.pk: "online"}
+    await bob_socket.disconnect()
+    assert await states([bob.pk]) == {bob.pk: "offline"}
+
+
+async def test_a_tab_whose_process_died_expires(room, alice, bob, quick_presence, monkeypatch):
+    from rooms import presence
+
+    monkeypatch.setattr(presence, "TAB_TTL", 1)
+    report = database_sync_to_async(presence.report)
+    assert await report(bob.pk, "tab.of.a.dead.process", "online") == ("offline", "online")
+    assert await database_sync_to_async(presence.states)([bob.pk]) == {bob.pk: "online"}
+    await asyncio.sleep(1.2)
+    assert await database_sync_to_async(presence.states)([bob.pk]) == {bob.pk: "offline"}
+    assert await database_sync_to_async(presence.live_tabs)([bob.pk]) == {bob.pk: set()}
+
+
+async def test_two_tabs_of_one_person_on_two_processes_keep_each_other(room, bob, quick_presence):
+    """Each tab is its own entry: one tab closing leaves the other, whichever process it is on."""
+    from rooms import presence
+
+    report = database_sync_to_async(presence.report)
+    assert await report(bob.pk, "process-1.tab", "away") == ("offline", "away")
+    assert await report(bob.pk, "process-2.tab", "online") == ("away", "online")
+    assert await report(bob.pk, "process-1.tab", None) == ("online", "online")
+    live = await database_sync_to_async(presence.live_tabs)([bob.pk])
+    assert live == {bob.pk: {"process-2.tab"}}

@@ -151,6 +151,10 @@ export function sendFrame(frame) {
   if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
 }
 
+function reportVisibility() {
+  sendFrame({ type: "ping", away: document.visibilityState !== "visible" });
+}
+
 // The list is rendered by the server; a change of shape (favorite, category) reloads it.
 function refreshSidebar() {
   window.htmx?.ajax("GET", "/rooms/list/", { target: "#room-lists-wrapper", swap: "innerHTML" });
@@ -299,6 +303,8 @@ function connect() {
     retry = 0;
     document.getElementById("connection").hidden = true;
     resume(lastId);
+    // A socket starts out online.
+    if (document.visibilityState !== "visible") reportVisibility();
     body.dataset.live = "connected";
     document.dispatchEvent(new CustomEvent("parley:connected"));
   });
@@ -386,7 +392,7 @@ document.addEventListener("DOMContentLoaded", () => {
   initShortcuts();
   initMessageMenus();
   connect();
-  // A heartbeat keeps presence fresh; a hidden tab counts as away.
-  setInterval(() => sendFrame({ type: "ping", away: document.visibilityState !== "visible" }), 30000);
-  document.addEventListener("visibilitychange", () => sendFrame({ type: "ping", away: document.visibilityState !== "visible" }));
+  // A hidden tab counts as away. No timer: the server keeps an open tab's presence fresh, and
+  // Daphne's protocol pings (answered by the browser) keep the connection alive.
+  document.addEventListener("visibilitychange", reportVisibility);
 });
