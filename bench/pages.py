@@ -18,6 +18,11 @@ counts its SQL queries:
   the rooms; opening an unread room marks it read, so its pointer is put back (untimed) first
   and every pass sees the same 100 unread rooms.
 
+Message fragments and list entries come from Django's cache (this process's locmem cache, or
+Redis with REDIS_URL), keyed by what they show (rooms/fragments.py). The list's entries are
+warm after the warm-up; a room's messages are mostly rendered cold, as the timed openings go
+through the 500 rooms in turn (someone opening rooms nobody opened lately).
+
 Prints one JSON object: p50/p95 per page, query counts at 500 and at 10 rooms, the targets
 (room list p95 <= 50 ms with equal query counts; opening a room p95 <= 60 ms) and the machine.
 

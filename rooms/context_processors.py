@@ -9,6 +9,7 @@ from accounts.models import ConversationView
 from moderation.models import Warning
 from moderation.queries import blocked_by
 
+from .fragments import with_room_item_html
 from .queries import categorized, room_page
 
 
@@ -30,11 +31,15 @@ class Sidebar:
 
     @cached_property
     def page(self):
-        return room_page(self.user)
+        page = room_page(self.user)
+        with_room_item_html(page.memberships)
+        return page
 
     @cached_property
     def categories(self):
-        return categorized(self.user)
+        categories = categorized(self.user)
+        with_room_item_html([m for _, _, page in categories for m in page.memberships])
+        return categories
 
 
 def sidebar(request: HttpRequest) -> dict:

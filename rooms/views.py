@@ -37,7 +37,7 @@ from .forms import (
     TitleForm,
     UploadForm,
 )
-from .fragments import message_html
+from .fragments import message_html, with_message_html, with_room_item_html
 from .models import Gif, Role, Upload, UploadChunk
 from .queries import (
     CATEGORY_FILTERS,
@@ -91,7 +91,8 @@ def room(request: HttpRequest, room_id: int) -> HttpResponse:
         messages, has_more, has_newer = messages_around(membership.room, around=around)
     else:
         (messages, has_more), has_newer = messages_before(membership.room), False
-    if messages and not has_newer:
+    # Opening a room reads it; one already read to its end costs no transaction.
+    if messages and not has_newer and membership.last_read_id < messages[-1].pk:
         actions.do_mark_read(request.user, room=membership.room, up_to=messages[-1].pk)
     return render(
         request,
@@ -99,7 +100,7 @@ def room(request: HttpRequest, room_id: int) -> HttpResponse:
         {
             "membership": membership,
             "room": membership.room,
-            "messages": messages,
+            "messages": with_message_html(messages),
             "has_more": has_more,
             "has_newer": has_newer,
             "around": around,
@@ -135,13 +136,17 @@ def room_messages(request: HttpRequest, room_id: int) -> HttpResponse:
         return render(
             request,
             "rooms/room.html#newer",
-            {"room": membership.room, "messages": messages, "has_newer": has_newer},
+            {
+                "room": membership.room,
+                "messages": with_message_html(messages),
+                "has_newer": has_newer,
+            },
         )
     messages, has_more = messages_before(membership.room, before=page["before"])
     return render(
         request,
         "rooms/room.html#history",
-        {"room": membership.room, "messages": messages, "has_more": has_more},
+        {"room": membership.room, "messages": with_message_html(messages), "has_more": has_more},
     )
 
 
@@ -433,6 +438,7 @@ def room_list_fragment(request: HttpRequest) -> HttpResponse:
     if category is not None and category not in CATEGORY_FILTERS:
         raise ValidationError("There is no such category of conversations.")
     page = room_page(request.user, category=category, after=ListCursor.parse(after))
+    with_room_item_html(page.memberships)
     context = {"page": page, "category": category}
     return render(request, "rooms/room_list.html#page_items", context)
 
