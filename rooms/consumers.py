@@ -11,7 +11,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from . import events, presence
 from .call_socket import CallFrames
-from .fragments import message_html
+from .fragments import with_message_html
 from .queries import catch_up, listening_room_ids
 
 # Call signalling (SDP offers) needs more than chat frames do.
@@ -20,24 +20,6 @@ MAX_ID = 2**63 - 1  # a database bigint
 MAX_TIMESTAMP = 253402300799  # 9999-12-31, the largest a datetime holds
 # Clients send "typing" at most every few seconds; anything faster is dropped here too.
 TYPING_INTERVAL = 2.0
-
-
-# After a restart or a morning's reconnects, every member's tab asks for the same missed
-# messages: each fragment is rendered once per process, not once per person. Every change to
-# what a message shows bumps its `changed` (catch-up relies on that); the sender's name is
-# part of the key as well.
-REPLAY_CACHE_SIZE = 5000
-_replayed: dict[tuple[int, datetime, str], str] = {}
-
-
-def replayed_html(message) -> str:
-    key = (message.pk, message.changed, message.sender.name)
-    html = _replayed.get(key)
-    if html is None:
-        if len(_replayed) >= REPLAY_CACHE_SIZE:
-            _replayed.clear()
-        html = _replayed[key] = message_html(message)
-    return html
 
 
 class LiveConsumer(CallFrames, AsyncWebsocketConsumer):
@@ -136,6 +118,9 @@ class LiveConsumer(CallFrames, AsyncWebsocketConsumer):
     @database_sync_to_async
     def _catch_up_frames(self, last_id: int, since: datetime | None) -> tuple[list[str], bool]:
         messages, truncated = catch_up(self.user, last_id=last_id, since=since)
+        # After a restart or a morning's reconnects, every member's tab asks for the same
+        # missed messages: the fragment cache renders each once for all of them.
+        with_message_html(messages)
         frames = []
         for message in messages:
             event: events.MessageEvent = {
@@ -143,7 +128,7 @@ class LiveConsumer(CallFrames, AsyncWebsocketConsumer):
                 "room": message.room_id,
                 "id": message.pk,
                 "sender": message.sender_id,
-                "html": replayed_html(message),
+                "html": message.html,
                 "room_html": "",
                 # Replayed in id order from the database: nothing to check against.
                 "prev": 0,
