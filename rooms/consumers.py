@@ -110,14 +110,16 @@ class LiveConsumer(CallFrames, AsyncWebsocketConsumer):
             await self.send_error("resume's since is a Unix time in seconds.")
             return
         since_dt = datetime.fromtimestamp(since, tz=UTC) if since is not None else None
-        frames, truncated = await self._catch_up_frames(last_id, since_dt)
+        frames, truncated = await self._catch_up_frames(sorted(self.rooms), last_id, since_dt)
         for text in frames:
             await self.send(text_data=text)
         await self.send(text_data=json.dumps({"type": "resume.done", "truncated": truncated}))
 
     @database_sync_to_async
-    def _catch_up_frames(self, last_id: int, since: datetime | None) -> tuple[list[str], bool]:
-        messages, truncated = catch_up(self.user, last_id=last_id, since=since)
+    def _catch_up_frames(
+        self, room_ids: list[int], last_id: int, since: datetime | None
+    ) -> tuple[list[str], bool]:
+        messages, truncated = catch_up(room_ids, last_id=last_id, since=since)
         # After a restart or a morning's reconnects, every member's tab asks for the same
         # missed messages: the fragment cache renders each once for all of them.
         with_message_html(messages)

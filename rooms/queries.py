@@ -6,7 +6,7 @@ revealed to an outsider, and PermissionDenied for what they may see but not chan
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -364,21 +364,19 @@ def messages_around(room: Room, *, around: int):
     return older + newer, has_older, has_newer
 
 
-def catch_up(user: User, *, last_id: int, since: datetime | None) -> tuple[list[Message], bool]:
-    """What a reconnecting tab missed: newer messages, and older ones edited or deleted since.
+def catch_up(
+    room_ids: Collection[int], *, last_id: int, since: datetime | None
+) -> tuple[list[Message], bool]:
+    """What a reconnecting tab missed in the rooms it listens to (listening_room_ids): newer
+    messages, and older ones edited or deleted since.
 
     Returns the messages in id order and whether there was more than the replay limit.
     """
     limit = settings.CATCH_UP_LIMIT
-    rooms = (
-        Membership.objects.filter(user_id=user.pk)
-        .exclude(room_id__in=direct_rooms_blocked_for(user.pk))
-        .values("room_id")
-    )
     changed = Q(id__gt=last_id)
     if since is not None:
         changed |= Q(changed__gt=since)
-    qs = _page_query(Message.objects.filter(changed, room_id__in=rooms)).order_by("id")
+    qs = _page_query(Message.objects.filter(changed, room_id__in=room_ids)).order_by("id")
     messages = list(qs[: limit + 1])
     return _load_extras(messages[:limit]), len(messages) > limit
 
