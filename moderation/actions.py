@@ -125,7 +125,7 @@ def do_block_user(blocker: User, *, blocked: User) -> Block:
     direct = direct_room_between(blocker.pk, blocked.pk)
     if direct is not None:
         # Their open tabs stop receiving the conversation at once.
-        events.control_on_commit(blocked.pk, {"type": "room.leave", "room": direct.pk})
+        events.leave_room_on_commit(blocked.pk, direct.pk)
     return block
 
 

@@ -269,7 +269,7 @@ def _after_departure(room: Room, user: User) -> None:
         "room": room.pk,
         "ts": events.now_ts(),
     }
-    events.control_on_commit(user.pk, {"type": "room.leave", "room": room.pk})
+    events.leave_room_on_commit(user.pk, room.pk)
     events.publish_on_commit(removed, user_ids=[user.pk])
     _publish_room_updated(room)
 

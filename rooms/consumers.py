@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from . import events, presence
+from . import events, presence, room_hub
 from .call_socket import CallFrames
 from .fragments import with_message_html
 from .queries import catch_up, listening_room_ids
@@ -23,10 +23,17 @@ TYPING_INTERVAL = 2.0
 
 
 class LiveConsumer(CallFrames, AsyncWebsocketConsumer):
-    """Listens to its person's group (their own events) and one group per room they are in."""
+    """Listens to its person's group (their own events) on its channel, and to the rooms they
+    are in through this process's room hub."""
 
     # The state this tab last wrote to presence (its process keeps the entry fresh).
     presence_reported: presence.State | None = None
+    # Handling a message of its own; rooms' messages from the hub wait in `held` meanwhile.
+    busy: bool = False
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.held: list[dict] = []
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -35,11 +42,13 @@ class LiveConsumer(CallFrames, AsyncWebsocketConsumer):
             return
         self.user = user
         self.group = events.user_group(user.pk)
+        # Rooms' frames come through this process's hub; the person's own on this channel.
+        self.hub = room_hub.hub()
         self.typing_sent: dict[int, float] = {}
         self.rooms: set[int] = set(await database_sync_to_async(listening_room_ids)(user.pk))
         await self.channel_layer.group_add(self.group, self.channel_name)
         for room_id in self.rooms:
-            await self.channel_layer.group_add(events.room_group(room_id), self.channel_name)
+            await self.hub.join(room_id, self)
         await self.accept()
         await self.set_presence("online")
 
@@ -48,9 +57,7 @@ class LiveConsumer(CallFrames, AsyncWebsocketConsumer):
             await self.leave_calls()
             await self.channel_layer.group_discard(self.group, self.channel_name)
             for room_id in self.rooms:
-                await self.channel_layer.group_discard(
-                    events.room_group(room_id), self.channel_name
-                )
+                await self.hub.leave(room_id, self)
             await self.set_presence(None)
 
     async def dispatch(self, message: dict) -> None:
@@ -60,10 +67,34 @@ class LiveConsumer(CallFrames, AsyncWebsocketConsumer):
         # database_sync_to_async, which does that housekeeping itself.
         if message["type"] == "live.frame":
             await self.live_frame(message)
-        elif message["type"] == "websocket.receive":
-            await self.websocket_receive(message)
+            return
+        # The room hub hands over rooms' messages outside this loop over the socket's own
+        # messages: while one is being handled (connecting, a replay, a call frame), they wait
+        # for it, as the socket's own messages do, so that a reply precedes the news it causes.
+        self.busy = True
+        try:
+            if message["type"] == "websocket.receive":
+                await self.websocket_receive(message)
+            else:
+                await super().dispatch(message)
+        finally:
+            while self.held and message["type"] != "websocket.disconnect":
+                await self._room_message_now(self.held.pop(0))
+            self.held.clear()
+            self.busy = False
+
+    async def room_message(self, message: dict) -> None:
+        """From the room hub: a frame for one of this person's rooms, or a member leaving."""
+        if self.busy:
+            self.held.append(message)
         else:
-            await super().dispatch(message)
+            await self._room_message_now(message)
+
+    async def _room_message_now(self, message: dict) -> None:
+        if message["type"] == "live.frame":
+            await self.live_frame(message)
+        elif message["type"] == "room.leave" and message.get("user") == self.user.pk:
+            await self.room_leave(message)
 
     async def set_presence(self, state: presence.State | None) -> None:
         if state == self.presence_reported:
@@ -180,10 +211,8 @@ class LiveConsumer(CallFrames, AsyncWebsocketConsumer):
 
     async def room_join(self, message: dict) -> None:
         self.rooms.add(message["room"])
-        await self.channel_layer.group_add(events.room_group(message["room"]), self.channel_name)
+        await self.hub.join(message["room"], self)
 
     async def room_leave(self, message: dict) -> None:
         self.rooms.discard(message["room"])
-        await self.channel_layer.group_discard(
-            events.room_group(message["room"]), self.channel_name
-        )
+        await self.hub.leave(message["room"], self)

@@ -177,16 +177,27 @@ def publish_on_commit(
 
 
 def control_on_commit(user_id: int, control: dict) -> None:
-    """Tell every open tab of one person to change what it listens to (join or leave a room)."""
+    """Tell every open tab of one person something about their socket (join a room, close)."""
+    _control_on_commit(user_group(user_id), control)
+
+
+def leave_room_on_commit(user_id: int, room_id: int) -> None:
+    """Stop every open tab of the person hearing the room. Sent through the room's own group,
+    so it is in order with the room's frames: none published after it reaches them."""
+    leave = {"type": "room.leave", "room": room_id, "user": user_id}
+    _control_on_commit(room_group(room_id), leave)
+
+
+def _control_on_commit(group: str, control: dict) -> None:
     if get_channel_layer() is None:
         return
-    transaction.on_commit(lambda: async_to_sync(_send_control)(user_id, control), robust=True)
+    transaction.on_commit(lambda: async_to_sync(_send_control)(group, control), robust=True)
 
 
-async def _send_control(user_id: int, control: dict) -> None:
+async def _send_control(group: str, control: dict) -> None:
     layer = get_channel_layer()
     if layer is not None:
-        await layer.group_send(user_group(user_id), control)
+        await layer.group_send(group, control)
 
 
 def send_frame(frame: str, *, room_id: int | None = None, user_ids: list[int] = ()) -> None:

@@ -372,3 +372,26 @@ async def test_two_tabs_of_one_person_on_two_processes_keep_each_other(room, bob
     assert await report(bob.pk, "process-1.tab", None) == ("online", "online")
     live = await database_sync_to_async(presence.live_tabs)([bob.pk])
     assert live == {bob.pk: {"process-2.tab"}}
+
+
+async def test_sockets_of_one_room_keep_receiving_as_others_come_and_go(room, alice, bob, carol):
+    """A server process hears a room once for all its sockets there (rooms/room_hub.py): one
+    socket closing leaves the others listening, and the room is heard again after the last."""
+    alice_socket, bob_socket = await connect(alice), await connect(bob)
+    await alice_socket.disconnect()
+    await send(carol, room=room, body="one left")
+    assert [f["type"] for f in await frames(bob_socket)] == ["message.new"]
+    await bob_socket.disconnect()
+    carol_socket = await connect(carol)  # nobody of this process was in the room a moment ago
+    message = await send(alice, room=room, body="heard again")
+    assert [f["id"] for f in await frames(carol_socket)] == [message.pk]
+    await carol_socket.disconnect()
+
+
+async def test_a_frame_caused_by_a_socket_s_own_request_follows_the_reply(room, alice, bob):
+    """The reply to a frame (here a call's welcome) comes before the room's news about it."""
+    alice_socket = await connect(alice)
+    await alice_socket.send_json_to({"type": "call.start", "room": room.pk, "kind": "voice"})
+    got = [f["type"] for f in await frames(alice_socket) if not f["type"].startswith("message.")]
+    assert got == ["call.welcome", "call.started"]
+    await alice_socket.disconnect()
