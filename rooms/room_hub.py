@@ -33,7 +33,8 @@ class RoomHub:
     def __init__(self, layer: BaseChannelLayer) -> None:
         self.layer = layer
         self.channel: str | None = None
-        self.listeners: dict[int, set[Listener]] = {}
+        # Weak: a socket whose application died without its disconnect is not kept alive here.
+        self.listeners: dict[int, weakref.WeakSet[Listener]] = {}
         # Rooms whose group the hub's channel is in; changed only under `changing`, so that a
         # join and a leave of the same room never race in the layer.
         self.subscribed: set[int] = set()
@@ -42,7 +43,7 @@ class RoomHub:
 
     async def join(self, room_id: int, listener: Listener) -> None:
         """Start handing `listener` the room's frames; returns once the room's group is heard."""
-        self.listeners.setdefault(room_id, set()).add(listener)
+        self.listeners.setdefault(room_id, weakref.WeakSet()).add(listener)
         if room_id in self.subscribed:
             return
         async with self.changing:
