@@ -168,7 +168,8 @@ class Inbox:
                     message = await asyncio.wait_for(self.layer.receive(self.channel), wait)
                 except TimeoutError:
                     return got
-                got.append(json.loads(message["frame"]))
+                if message["type"] == "live.frame":  # not a room's note that someone left
+                    got.append(json.loads(message["frame"]))
 
         return self.loop.run_until_complete(drain())
 
