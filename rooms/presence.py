@@ -248,16 +248,21 @@ async def tab_changed(user_id: int, tab: str, state: State | None, room_ids: Ite
 
 
 async def _refresh(here: _Process) -> None:
-    while here.tabs:
-        await asyncio.sleep(REFRESH_SECONDS)
-        entries = [(user_id, tab, state) for tab, (user_id, state) in here.tabs.items()]
-        if entries:
-            await sync_to_async(write, thread_sensitive=False)(entries)
-        # A tab that closed while that write was on its way may have been written back.
-        closed = [(user_id, tab, None) for user_id, tab, _ in entries if tab not in here.tabs]
-        if closed:
-            await sync_to_async(write, thread_sensitive=False)(closed)
-    here.refresher = None
+    try:
+        while here.tabs:
+            await asyncio.sleep(REFRESH_SECONDS)
+            entries = [(user_id, tab, state) for tab, (user_id, state) in here.tabs.items()]
+            try:
+                if entries:
+                    await sync_to_async(write, thread_sensitive=False)(entries)
+                # A tab that closed while that write was on its way may have been written back.
+                closed = [(uid, tab, None) for uid, tab, _ in entries if tab not in here.tabs]
+                if closed:
+                    await sync_to_async(write, thread_sensitive=False)(closed)
+            except Exception:  # the next round tries again; the entries last TAB_TTL
+                log.warning("Presence of this process's tabs not refreshed", exc_info=True)
+    finally:
+        here.refresher = None
 
 
 async def announce(user_id: int, state: State, room_ids: Iterable[int]) -> None:

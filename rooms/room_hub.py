@@ -69,7 +69,12 @@ class RoomHub:
 
     async def _read(self) -> None:
         while True:
-            message = await self.layer.receive(self.channel)
+            try:
+                message = await self.layer.receive(self.channel)
+            except Exception:  # the layer reconnects by itself; the hub must outlive a hiccup
+                log.exception("The room hub could not read its channel; trying again")
+                await asyncio.sleep(0.5)
+                continue
             if message.get("type") == "live.resync":
                 continue  # each socket gets its own, on its own channel
             for listener in list(self.listeners.get(message.get("room"), ())):
