@@ -303,7 +303,7 @@ function connect() {
     retry = 0;
     document.getElementById("connection").hidden = true;
     resume(lastId);
-    // A socket starts out online.
+    // A new socket starts out online: a hidden page says it is away.
     if (document.visibilityState !== "visible") reportVisibility();
     body.dataset.live = "connected";
     document.dispatchEvent(new CustomEvent("parley:connected"));
