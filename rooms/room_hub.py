@@ -39,6 +39,7 @@ class RoomHub:
         # join and a leave of the same room never race in the layer.
         self.subscribed: set[int] = set()
         self.changing = asyncio.Lock()
+        # Held so the reading task lives: the event loop keeps only a weak reference to it.
         self.reader: asyncio.Task | None = None
 
     async def join(self, room_id: int, listener: Listener) -> None:
