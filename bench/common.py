@@ -54,6 +54,35 @@ def session_keys(users: Iterable) -> dict[int, str]:
     return keys
 
 
+class StatementCounter:
+    """Counts the SQL statements run inside `with`, and keeps their text.
+
+    Unlike CaptureQueriesContext it does not turn on Django's debug cursor, which formats
+    every statement with its parameters: timings taken inside stay those of a production
+    request.
+    """
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def __call__(self, execute, sql, params, many, context):
+        self.statements.append(sql)
+        return execute(sql, params, many, context)
+
+    def __len__(self) -> int:
+        return len(self.statements)
+
+    def __enter__(self) -> StatementCounter:
+        from django.db import connection
+
+        self._wrapped = connection.execute_wrapper(self)
+        self._wrapped.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._wrapped.__exit__(*exc)
+
+
 def session_cookie_name() -> str:
     from django.conf import settings
 

@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import search  # noqa: E402
-from bench.common import migrate, setup_django  # noqa: E402
+from bench.common import StatementCounter, migrate, setup_django  # noqa: E402
 from bench.load import Machine  # noqa: E402
 
 TARGET = {"p95_ms": 15, "queries": 3}
@@ -76,9 +76,7 @@ def points(samples: int) -> list[tuple[int, int]]:
 
 
 def measure(samples: list[tuple[int, int]]) -> dict:
-    from django.db import connection
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext
 
     from accounts.models import User
     from rooms.models import Room
@@ -90,7 +88,7 @@ def measure(samples: list[tuple[int, int]]) -> dict:
     query_wall, query_cpu, query_queries = [], [], set()
     example: list[str] = []
     for n, (room_id, before) in enumerate(samples[:WARMUP] + samples):
-        with CaptureQueriesContext(connection) as captured:
+        with StatementCounter() as captured:
             cpu, wall = time.process_time(), time.perf_counter()
             response = client.get(
                 f"/rooms/{room_id}/messages/?before={before}", headers={"HX-Request": "true"}
@@ -99,7 +97,7 @@ def measure(samples: list[tuple[int, int]]) -> dict:
         if response.status_code != 200 or response.content.count(b'class="msg ') != 50:
             raise SystemExit(f"room {room_id} before {before}: {response.status_code}")
         room = Room.objects.get(pk=room_id)
-        with CaptureQueriesContext(connection) as alone:
+        with StatementCounter() as alone:
             cpu_alone, started = time.process_time(), time.perf_counter()
             page, _ = messages_before(room, before=before)
             elapsed, cpu_alone = time.perf_counter() - started, time.process_time() - cpu_alone
@@ -111,7 +109,7 @@ def measure(samples: list[tuple[int, int]]) -> dict:
         query_wall.append(elapsed)
         query_cpu.append(cpu_alone)
         query_queries.add(len(alone))
-        example = example or [q["sql"][:160] for q in captured.captured_queries]
+        example = example or [sql[:160] for sql in captured.statements]
     return {
         "view": {
             "wall_ms": percentiles(view_wall),

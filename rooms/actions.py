@@ -24,7 +24,7 @@ from notifications import dispatch as notifications_dispatch
 
 from . import events, files, links
 from .formatting import MAX_MESSAGE_LENGTH, render_message, render_notepad
-from .fragments import message_html, room_item_html
+from .fragments import message_html, remember_message_html, room_item_html
 from .models import (
     Attachment,
     Gif,
@@ -131,6 +131,7 @@ def _publish_message(
     elif list_changed:
         room_html = room_item_html(room_for_event(message.room_id))
     message.rendered_html = message_html(message)
+    remember_message_html(message)
     event: events.MessageEvent = {
         "type": kind,  # type: ignore[typeddict-item]
         "room": message.room_id,

@@ -15,6 +15,7 @@ from functools import lru_cache
 from hashlib import blake2b
 
 from django.core.cache import cache
+from django.db import transaction
 from django.template.loader import get_template, render_to_string
 from django.utils.safestring import SafeString
 from django.utils.timezone import get_current_timezone_name
@@ -56,7 +57,7 @@ def message_shown(message: Message) -> tuple:
     return (
         message.pk,
         message.changed,
-        message.kind,
+        str(message.kind),  # a message just created holds the enum, one read back its value
         message.sender_id,
         message.sender.name,
         message.created,
@@ -83,7 +84,7 @@ def room_item_shown(membership: Membership) -> tuple:
         membership.unread,
         membership.unread_mentions,
         room.archived,
-        room.kind,
+        str(room.kind),
         room.title,
         names,
         None if last is None else (last.sender_id, last.deleted, last.sender.name, last.body),
@@ -108,6 +109,42 @@ def with_room_item_html(memberships: Sequence[Membership]) -> Sequence[Membershi
     return memberships
 
 
+def remember_message_html(message: Message) -> None:
+    """Keep the fragment an action just rendered for a live event (`rendered_html`), so the
+    pages that show the message next take it from the cache: rendered once, at write time.
+
+    Stored once the transaction commits.
+    """
+    loaded = getattr(message, "_prefetched_objects_cache", {})
+    if not all(name in loaded for name in ("reactions", "attachments", "links")):
+        # Its key would cost queries of its own: the first page to show it renders it.
+        return
+    (key,) = _keys([message], "message", MESSAGE_TEMPLATES, message_shown)
+    html = message.rendered_html
+
+    def store() -> None:
+        try:
+            cache.set(key, html, FRAGMENT_TTL)
+        except RedisError as error:
+            log.warning("Fragment not cached, Redis is unreachable: %s", error)
+
+    transaction.on_commit(store)
+
+
+def _keys(
+    items: Sequence, kind: str, templates: tuple[str, ...], shown: Callable[..., tuple]
+) -> list[str]:
+    # Dates print in the active time zone and language: they are part of what is shown.
+    version = (_templates_version(templates), get_current_timezone_name(), get_language())
+    return [
+        f"fragment:{kind}:"
+        + blake2b(
+            repr((version, shown(item))).encode(errors="surrogatepass"), digest_size=16
+        ).hexdigest()
+        for item in items
+    ]
+
+
 @lru_cache(maxsize=16)
 def _sources_digest(sources: tuple[str, ...]) -> str:
     return blake2b("\0".join(sources).encode(), digest_size=8).hexdigest()
@@ -127,15 +164,7 @@ def _fill(
 ) -> None:
     if not items:
         return
-    # Dates print in the active time zone and language: they are part of what is shown.
-    version = (_templates_version(templates), get_current_timezone_name(), get_language())
-    keys = [
-        f"fragment:{kind}:"
-        + blake2b(
-            repr((version, shown(item))).encode(errors="surrogatepass"), digest_size=16
-        ).hexdigest()
-        for item in items
-    ]
+    keys = _keys(items, kind, templates, shown)
     try:
         found = cache.get_many(keys)
     except RedisError as error:

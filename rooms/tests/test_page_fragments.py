@@ -7,7 +7,7 @@ import re
 
 import pytest
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, transaction
 from django.template.loader import render_to_string
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -143,16 +143,23 @@ def test_cached_fragments_are_the_fragments(room, alice, bob, carol):
     assert shown(cold, ROOM_ITEM, room.pk) == shown(warm, ROOM_ITEM, room.pk)
 
 
-def test_a_second_visit_renders_no_fragment_again(room, alice, bob, monkeypatch):
-    for n in range(5):
-        do_send_message(alice, room=room, body=f"line {n}")
-    rendered = []
+@pytest.fixture
+def rendered(monkeypatch) -> list[str]:
+    """The names of the fragments rendered from here on (rendering itself goes on as ever)."""
+    names: list[str] = []
 
     def counting(name, context=None, *args, **kwargs):
-        rendered.append(name)
+        names.append(name)
         return render_to_string(name, context, *args, **kwargs)
 
     monkeypatch.setattr(fragments, "render_to_string", counting)
+    return names
+
+
+def test_a_second_visit_renders_no_fragment_again(room, alice, bob, rendered):
+    for n in range(5):
+        do_send_message(alice, room=room, body=f"line {n}")
+    rendered.clear()
     client = client_for(bob)
     cache.clear()
     first = page(client, room)
@@ -161,6 +168,38 @@ def test_a_second_visit_renders_no_fragment_again(room, alice, bob, monkeypatch)
     rendered.clear()
     assert page(client, room).count('class="msg ') == first.count('class="msg ') == 5
     assert rendered == []
+
+
+def test_a_message_sent_is_rendered_once_not_again_for_the_page(
+    room, alice, bob, rendered, django_capture_on_commit_callbacks
+):
+    cache.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        sent = [do_send_message(alice, room=room, body=f"line {n}") for n in range(3)]
+    assert rendered.count("rooms/room.html#message") == 3
+    rendered.clear()
+    html = page(client_for(bob), room)
+    assert rendered == ["rooms/room_list.html#room_item"]
+    for message in sent:
+        assert (
+            shown(html, ARTICLE, message.pk)
+            == message_html(access_message(bob, message.pk)).strip()
+        )
+
+
+def test_a_send_that_rolls_back_leaves_nothing_in_the_cache(
+    room, alice, django_capture_on_commit_callbacks
+):
+    cache.clear()
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        do_send_message(alice, room=room, body="never stored")
+        raise RuntimeError("the request failed after the send")
+    # Neither the live event nor the fragment's caching outlives the rollback.
+    assert callbacks == []
 
 
 def test_cached_or_not_a_room_page_costs_the_same_queries(room, alice, bob):
