@@ -126,6 +126,12 @@ if _engine == "django.db.backends.postgresql":
         "max_size": env_int("DATABASE_POOL_SIZE", 20),
         "timeout": 10,
     }
+    # Parameters sent apart from the statement, and a statement prepared the 5th time a
+    # connection runs it: PostgreSQL then plans the conversation list's query once per pooled
+    # connection instead of on every page (planning took longer than running it). Set
+    # DATABASE_PREPARED_STATEMENTS=0 behind a pooler that cannot keep prepared statements.
+    if env_bool("DATABASE_PREPARED_STATEMENTS", True):
+        DATABASES["default"]["OPTIONS"].update(server_side_binding=True, prepare_threshold=5)
 elif _engine == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 20,

@@ -308,7 +308,8 @@ def do_send_message(
     and not published again: the composer retries a failed request with the same token.
     """
     client_token = check_client_token(client_token)
-    room = access_membership(sender, room.pk).room
+    # Locked from here to the commit (see _post): checked and written under the same lock.
+    room = access_membership(sender, room.pk, lock_room=True).room
     check_writable(room)
     to_attach = _check_attachments(sender, room, attachments)
     # A message of files alone needs no text.
@@ -322,6 +323,7 @@ def do_send_message(
         gif_title=gif_title,
         attachments=to_attach,
         client_token=client_token,
+        prev=room.last_message_id or 0,
     )
     if getattr(message, "retried", False):
         return message
@@ -370,16 +372,23 @@ def _post(
     gif_title: str = "",
     attachments: Sequence[Attachment] = (),
     client_token: str = "",
+    prev: int | None = None,
 ) -> Message:
-    """Store and publish a message whose sender and text were already checked."""
-    # Sends to one room take turns from here to the commit, so that a room's messages commit
-    # in id order and each knows its predecessor: a tab that never saw `prev` missed a frame.
-    prev = (
-        Room.objects.select_for_update(no_key=True)
-        .filter(pk=room.pk)
-        .values_list("last_message_id", flat=True)
-        .get()
-    )
+    """Store and publish a message whose sender and text were already checked.
+
+    `prev` is the room's last message id, read by a caller that already holds the room's row
+    lock (access_membership's `lock_room`); without it the lock is taken here.
+    """
+    # Sends to one room take turns from the lock to the commit, so that a room's messages
+    # commit in id order and each knows its predecessor: a tab that never saw `prev` missed a
+    # frame.
+    if prev is None:
+        prev = (
+            Room.objects.select_for_update(no_key=True)
+            .filter(pk=room.pk)
+            .values_list("last_message_id", flat=True)
+            .get()
+        )
     message = _create_once(
         sender,
         room,

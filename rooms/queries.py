@@ -31,12 +31,20 @@ from . import presence
 from .models import Attachment, Link, Membership, Message, Note, Reaction, Role, Room, RoomKind
 
 
-def access_membership(user: User, room_id: int, *, min_role: Role = Role.MEMBER) -> Membership:
-    membership = (
-        Membership.objects.select_related("room").filter(room_id=room_id, user_id=user.pk).first()
-    )
-    if membership is None:
-        raise Http404("No such room.")
+def access_membership(
+    user: User, room_id: int, *, min_role: Role = Role.MEMBER, lock_room: bool = False
+) -> Membership:
+    """The user's membership of the room, with the room; `lock_room` (inside a transaction)
+    also locks the room's row until the commit, so the room read is the room written."""
+    memberships = Membership.objects.select_related("room")
+    if lock_room:
+        memberships = memberships.select_for_update(no_key=True, of=("room",))
+    try:
+        # get(), not first(): a membership is unique per room and person, and get() compiles
+        # no ORDER BY (this runs on every request about a room).
+        membership = memberships.get(room_id=room_id, user_id=user.pk)
+    except Membership.DoesNotExist:
+        raise Http404("No such room.") from None
     if membership.room.is_direct and is_direct_room_blocked_for(user.pk, membership.room):
         raise PermissionDenied("This conversation is unavailable.")
     if membership.role < min_role:
@@ -117,14 +125,16 @@ def mentionable(room: Room) -> dict[str, str]:
 NAME_FIELDS = ("username", "first_name", "last_name", "display_name")
 
 
-def _direct_members(lookup: str) -> Prefetch:
-    """The members of direct rooms, whose names title those rooms in the list."""
-    direct = (
-        Membership.objects.filter(room__kind=RoomKind.DIRECT)
-        .select_related("user")
-        .only("room_id", "user_id", *(f"user__{field}" for field in NAME_FIELDS))
+def _with_direct_members(rooms: Iterable[Room]) -> None:
+    """Load the two members of each direct room among `rooms` as `direct_members`: their
+    names title the room. Other rooms are left alone (one query, none without a direct room)."""
+    members = Membership.objects.select_related("user").only(
+        "room_id", "user_id", *(f"user__{field}" for field in NAME_FIELDS)
     )
-    return Prefetch(lookup, queryset=direct, to_attr="direct_members")
+    prefetch_related_objects(
+        [room for room in rooms if room.is_direct],
+        Prefetch("memberships", queryset=members, to_attr="direct_members"),
+    )
 
 
 def _unread_subquery(user_id: int, *, mentions: bool):
@@ -241,7 +251,9 @@ def room_list(
         )
         .order_by(*order)
     )
-    return list(memberships.prefetch_related(_direct_members("room__memberships")))
+    memberships = list(memberships)
+    _with_direct_members(membership.room for membership in memberships)
+    return memberships
 
 
 def room_page(
@@ -256,12 +268,13 @@ def room_page(
 
 
 def archived_rooms(user: User) -> list[Membership]:
-    return list(
+    memberships = list(
         Membership.objects.filter(user_id=user.pk, room__archived__isnull=False)
         .select_related("room")
-        .prefetch_related(_direct_members("room__memberships"))
         .order_by("-room__archived")
     )
+    _with_direct_members(membership.room for membership in memberships)
+    return memberships
 
 
 def categorized(user: User) -> list[tuple[str, str, ListPage]]:
@@ -284,15 +297,15 @@ def room_with_last(room: Room, message: Message) -> Room:
     """`room` as its list entry shows it once `message` is its last, without reading it again
     (only a direct room's two members are fetched, for its name)."""
     room.last_message, room.last_activity = message, message.created
-    if room.is_direct:
-        prefetch_related_objects([room], _direct_members("memberships"))
+    _with_direct_members([room])
     return room
 
 
 def room_for_event(room_id: int) -> Room:
     """A room loaded with what its conversation-list entry shows."""
-    rooms = Room.objects.select_related("last_message__sender")
-    return rooms.prefetch_related(_direct_members("memberships")).get(pk=room_id)
+    room = Room.objects.select_related("last_message__sender").get(pk=room_id)
+    _with_direct_members([room])
+    return room
 
 
 # What the message fragment shows besides the row itself. A page fetches each kind only for the
