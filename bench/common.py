@@ -10,6 +10,7 @@ import math
 import os
 import platform
 import statistics
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -147,6 +148,17 @@ def summary_ms(seconds: list[float]) -> dict[str, float | None]:
         "p99": round(p99 * 1000, 2),
         "max": round(ordered[-1] * 1000, 2),
     }
+
+
+def calibration_ms() -> float:
+    """Milliseconds for sum(range(10**6)), best of 5: how fast Python runs on this machine
+    just now (this VM's speed drifts by up to 2x over a day), to compare runs."""
+    best = math.inf
+    for _ in range(5):
+        started = time.perf_counter()
+        sum(range(10**6))
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 1)
 
 
 def machine() -> dict:

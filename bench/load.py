@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 
 import websockets
 
-from bench.common import cpu_seconds
+from bench.common import calibration_ms, cpu_seconds
 from tests.live import DaphneServer, HttpTab
 
 SERVER_ENV_KEYS = (
     "DATABASE_URL",
+    "DATABASE_PREPARED_STATEMENTS",
     "REDIS_URL",
     "CHANNEL_LAYER_PREFIX",
     "PARLEY_DATA_DIR",
@@ -79,16 +80,20 @@ def load_average() -> list[float]:
 
 @dataclass
 class Machine:
-    """nproc and the load average at the start; `finish` adds the load average at the end."""
+    """nproc, the load average and the calibration at the start; `finish` adds them at the
+    end."""
 
     nproc: int = field(default_factory=lambda: os.cpu_count() or 0)
     load_before: list[float] = field(default_factory=load_average)
+    calibration_before: float = field(default_factory=calibration_ms)
 
     def finish(self) -> dict:
         return {
             "nproc": self.nproc,
             "load_average_before": self.load_before,
             "load_average_after": load_average(),
+            "sum_range_1e6_ms_before": self.calibration_before,
+            "sum_range_1e6_ms_after": calibration_ms(),
         }
 
 

@@ -62,7 +62,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import ROOT, StatementCounter, machine, migrate, setup_django  # noqa: E402
+from bench.common import (  # noqa: E402
+    ROOT,
+    StatementCounter,
+    calibration_ms,
+    machine,
+    migrate,
+    setup_django,
+)
 
 SEED = 20150601
 ROOMS = 500
@@ -400,16 +407,6 @@ def run(iterations: int) -> dict:
         Membership.objects.filter(pk=pk).update(last_read_id=last_read_id)
     result["at_10_rooms"] = at_10
     return result
-
-
-def calibration_ms() -> float:
-    """Milliseconds for sum(range(10**6)): how fast Python runs here, to compare machines."""
-    best = math.inf
-    for _ in range(5):
-        started = time.perf_counter()
-        sum(range(10**6))
-        best = min(best, time.perf_counter() - started)
-    return ms(best)
 
 
 def main() -> None:
