@@ -140,6 +140,9 @@ def main() -> None:
         migrate()
     else:
         build = {"reused": False, **search.build_corpus(corpus, connection.vendor)}
+    # The app loaded as a server process loads it, its startup heap frozen (messages_site/asgi.py).
+    import messages_site.asgi  # noqa: F401
+
     figures = measure(points(args.samples))
     print(
         json.dumps(

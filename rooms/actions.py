@@ -511,7 +511,8 @@ def do_mark_read(user: User, *, room: Room, up_to: int) -> None:
         last_read_id=up_to
     )
     if updated:
-        _publish_read_state(Membership.objects.get(room=room, user=user))
+        # What the event needs of the membership is known: no need to read it back.
+        _publish_read_state(Membership(room=room, user=user, last_read_id=up_to))
 
 
 @transaction.atomic

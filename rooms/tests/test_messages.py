@@ -158,6 +158,21 @@ def test_mark_read_moves_forward_only_and_tells_own_tabs(
     assert [f["type"] for f in tabs.frames()] == ["room.read"]
 
 
+def test_mark_read_tells_the_counts_left_in_one_update_and_one_count(
+    room, alice, bob, carol, inbox, django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    first = do_send_message(bob, room=room, body="one")
+    do_send_message(bob, room=room, body="@alice two")
+    do_send_message(carol, room=room, body="@alice three")
+    tabs = inbox(alice)
+    # The savepoint, the update, the count and the release.
+    with django_capture_on_commit_callbacks(execute=True), django_assert_num_queries(4):
+        do_mark_read(alice, room=room, up_to=first.pk)
+    (event,) = tabs.frames()
+    assert (event["room"], event["last_read_id"]) == (room.pk, first.pk)
+    assert (event["unread"], event["mentions"]) == (2, 2)
+
+
 @pytest.mark.parametrize("direct", [False, True], ids=["group room", "direct room"])
 def test_a_new_message_publishes_the_list_entry_a_fresh_read_would_render(
     room, alice, bob, inbox, django_capture_on_commit_callbacks, direct
