@@ -188,9 +188,21 @@ def test_a_message_sent_is_rendered_once_not_again_for_the_page(
 
 
 def test_a_send_that_rolls_back_leaves_nothing_in_the_cache(
-    room, alice, django_capture_on_commit_callbacks
+    room, alice, monkeypatch, django_capture_on_commit_callbacks
 ):
-    cache.clear()
+    stored: list[str] = []
+
+    class Recording:
+        """The cache, noting the keys written to it."""
+
+        def __getattr__(self, name):
+            return getattr(cache, name)
+
+        def set(self, key, *args, **kwargs):
+            stored.append(key)
+            return cache.set(key, *args, **kwargs)
+
+    monkeypatch.setattr(fragments, "cache", Recording())
     with (
         django_capture_on_commit_callbacks(execute=True) as callbacks,
         pytest.raises(RuntimeError),
@@ -198,8 +210,11 @@ def test_a_send_that_rolls_back_leaves_nothing_in_the_cache(
     ):
         do_send_message(alice, room=room, body="never stored")
         raise RuntimeError("the request failed after the send")
-    # Neither the live event nor the fragment's caching outlives the rollback.
-    assert callbacks == []
+    assert callbacks == []  # no live event either
+    assert stored == []
+    with django_capture_on_commit_callbacks(execute=True):
+        do_send_message(alice, room=room, body="stored")
+    assert [key.split(":")[1] for key in stored] == ["message"]
 
 
 def test_cached_or_not_a_room_page_costs_the_same_queries(room, alice, bob):
