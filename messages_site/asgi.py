@@ -8,10 +8,10 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "messages_site.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from messages_site.socket_auth import SessionUserStack  # noqa: E402
 from messages_site.streamed_body import route_streamed_bodies  # noqa: E402
 from rooms.routing import websocket_urlpatterns  # noqa: E402
 
@@ -20,7 +20,7 @@ application = ProtocolTypeRouter(
         # Upload chunks stream from the receive loop to storage (see streamed_body.py).
         "http": route_streamed_bodies(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            SessionUserStack(URLRouter(websocket_urlpatterns))
         ),
     }
 )

@@ -8,6 +8,7 @@ import json
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.contrib.sessions.models import Session
 
 from conftest import client_for
 from messages_site.asgi import application
@@ -57,6 +58,33 @@ async def test_anonymous_socket_is_refused(room):
     connected, code = await socket.connect()
     assert not connected
     assert code == 4401
+
+
+async def test_an_unknown_session_cookie_is_refused(room):
+    socket = WebsocketCommunicator(
+        application, "/ws/", headers=[ORIGIN, (b"cookie", b"sessionid=no-such-session")]
+    )
+    connected, code = await socket.connect()
+    assert not connected
+    assert code == 4401
+
+
+async def test_a_socket_is_refused_once_the_password_changed_elsewhere(room, bob):
+    session = await database_sync_to_async(lambda: client_for(bob).cookies["sessionid"].value)()
+
+    def change_password() -> None:
+        bob.set_password("a new password elsewhere")
+        bob.save(update_fields=["password"])
+
+    await database_sync_to_async(change_password)()
+    socket = WebsocketCommunicator(
+        application, "/ws/", headers=[ORIGIN, (b"cookie", f"sessionid={session}".encode())]
+    )
+    connected, code = await socket.connect()
+    assert not connected
+    assert code == 4401
+    # As a page would: the stale session is gone, not just ignored.
+    assert not await database_sync_to_async(Session.objects.filter(pk=session).exists)()
 
 
 async def test_foreign_origin_is_refused(room, bob):
