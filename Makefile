@@ -29,9 +29,10 @@ run: $(VENV)/.runtime
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
 	@echo "Parley is on http://127.0.0.1:$(PORT)/ — log in as alice, bob, carol or dave."
-	DEBUG=$${DEBUG:-true} $(VENV)/bin/daphne -b 127.0.0.1 -p $(PORT) messages_site.asgi:application
+	DEBUG=$${DEBUG:-true} $(VENV)/bin/uvicorn --host 127.0.0.1 --port $(PORT) --lifespan off \
+		--no-proxy-headers messages_site.asgi:application
 
-# Two Daphne processes behind nginx on :8000, a Celery worker and beat, on PostgreSQL + Redis.
+# Two Uvicorn processes behind nginx on :8000, a Celery worker and beat, on PostgreSQL + Redis.
 CLUSTER_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/parley
 CLUSTER_REDIS_URL ?= redis://127.0.0.1:6379/0
 
@@ -44,7 +45,7 @@ cluster: $(VENV)/.runtime nginx
 	-psql -q -h 127.0.0.1 -U postgres -c "CREATE DATABASE parley" 2>/dev/null
 	DATABASE_URL=$(CLUSTER_DATABASE_URL) REDIS_URL=$(CLUSTER_REDIS_URL) $(PY) manage.py migrate --noinput
 	DATABASE_URL=$(CLUSTER_DATABASE_URL) REDIS_URL=$(CLUSTER_REDIS_URL) $(PY) manage.py seed_demo
-	@echo "Parley cluster on http://127.0.0.1:8000/ (nginx -> Daphne :8001 and :8002)."
+	@echo "Parley cluster on http://127.0.0.1:8000/ (nginx -> Uvicorn :8001 and :8002)."
 	DATABASE_URL=$(CLUSTER_DATABASE_URL) REDIS_URL=$(CLUSTER_REDIS_URL) \
 		$(VENV)/bin/honcho -f deploy/Procfile -d . start
 
@@ -59,13 +60,9 @@ format: $(VENV)/.test
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-$(VENV)/.bench: requirements-bench.txt $(VENV)/.test
-	$(PY) -m pip install --quiet -r requirements-bench.txt
-	touch $@
-
 # The quick ones; docs/BENCHMARKS.md has the command of every benchmark (the load ones need
 # DATABASE_URL and REDIS_URL).
-bench: $(VENV)/.bench
+bench: $(VENV)/.test
 	$(PY) bench/render.py
 	$(PY) bench/fanout.py
 

@@ -122,16 +122,16 @@ def test_database_url(django_db_setup, django_db_blocker) -> str:
 
 
 @pytest.fixture(scope="session")
-def daphne_server(test_database_url):
-    """One Daphne process on the test database, shared by the browser tests."""
-    from tests.live import DaphneServer
+def app_server(test_database_url):
+    """One server process on the test database, shared by the browser tests."""
+    from tests.live import AppServer
 
     env = {
         "DATABASE_URL": test_database_url,
         "PASSWORD_HASHERS": ",".join(FAST_HASHERS),
         **GENEROUS_RATE_LIMITS,
     }
-    with DaphneServer(env=env) as server:
+    with AppServer(env=env) as server:
         yield server
 
 

@@ -1,7 +1,7 @@
 """Burst: one message to a room of 1,000 members, each with an open socket; how long until the
 last socket has it.
 
-1,001 people in one group room; 1,000 hold one websocket each, spread over two Daphne
+1,001 people in one group room; 1,000 hold one websocket each, spread over two server
 processes and held by generator processes (one asyncio loop each); the room's owner posts a
 message over HTTP (the page endpoint) every --gap seconds, --messages times. For each message:
 the time from the POST starting to the first and to the last socket receiving it. Prints one
@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10)
     parser.add_argument("--gap", type=float, default=2.0)
     parser.add_argument("--servers", type=int, default=2)
-    parser.add_argument("--server", choices=sorted(SERVER_KINDS), default="daphne")
+    parser.add_argument("--server", choices=sorted(SERVER_KINDS), default="uvicorn")
     parser.add_argument("--generators", type=int, default=2)
     args = parser.parse_args()
     os.environ.setdefault("PASSWORD_HASHERS", FAST_HASHERS)

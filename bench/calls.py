@@ -1,7 +1,7 @@
 """Calls: time from clicking Join to the first remote video frame, and a recording's size.
 
 Two people in two Chromium contexts (Debian's /usr/bin/chromium, fake camera and microphone)
-on a real Daphne server. For each of --runs calls, alice starts a video call, bob clicks Join,
+on a real server (Uvicorn). For each of --runs calls, alice starts a video call, bob clicks Join,
 and the page notes when bob's first frame of alice's video is presented
 (requestVideoFrameCallback); both leave. Then alice records --record-seconds of the call grid
 (two fake cameras composited on the 1280x720 canvas, both microphones mixed) at the bitrate
@@ -130,14 +130,14 @@ def run(args: argparse.Namespace, scratch: Path) -> dict:
     from playwright.sync_api import sync_playwright
 
     from tests.conftest import CHROMIUM, CHROMIUM_ARGS
-    from tests.live import DaphneServer
+    from tests.live import AppServer
 
     migrate()
     room_id, sessions, _ = prepare()
     database = connection.vendor
     connections.close_all()
-    server = DaphneServer(env={"MEDIA_ROOT": str(scratch / "media"), "LOG_LEVEL": "WARNING"})
-    server.log_path = scratch / "daphne.log"
+    server = AppServer(env={"MEDIA_ROOT": str(scratch / "media"), "LOG_LEVEL": "WARNING"})
+    server.log_path = scratch / "server.log"
     server.env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the server keeps Django's check
     with server, sync_playwright() as playwright:
         browser = playwright.chromium.launch(

@@ -91,12 +91,12 @@ def session_cookie_name() -> str:
 
 
 @contextmanager
-def daphne_servers(count: int, env: dict[str, str]) -> Iterator[list]:
-    """`count` Daphne processes with `env`, stopped on exit whatever happens."""
-    from tests.live import DaphneServer
+def app_servers(count: int, env: dict[str, str]) -> Iterator[list]:
+    """`count` server processes with `env`, stopped on exit whatever happens."""
+    from tests.live import AppServer
 
     with ExitStack() as stack:
-        yield [stack.enter_context(DaphneServer(env=env)) for _ in range(count)]
+        yield [stack.enter_context(AppServer(env=env)) for _ in range(count)]
 
 
 def cpu_seconds(pid: int) -> float:

@@ -4,7 +4,7 @@ they missed while away.
 1,000 people; each is in the all-hands room (all 1,000) and one team room of 20. While nobody is
 connected, --missed messages are posted to every room (so each person missed 2 × that). Then
 generator processes start person k at k/1000 of --spread seconds: GET the login page, POST the
-login form (a real session), open the websocket on one of two Daphne processes (round robin)
+login form (a real session), open the websocket on one of two server processes (round robin)
 and send live.js's "resume" with the last id seen before the absence; the server replays the
 missed messages and says "resume.done". Prints one JSON object: login, socket and total connect
 p50/p99, when the last person was caught up (from the storm's start), anyone short of messages,
@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--missed", type=int, default=10)
     parser.add_argument("--spread", type=float, default=10.0)
     parser.add_argument("--servers", type=int, default=2)
-    parser.add_argument("--server", choices=sorted(SERVER_KINDS), default="daphne")
+    parser.add_argument("--server", choices=sorted(SERVER_KINDS), default="uvicorn")
     parser.add_argument("--generators", type=int, default=2)
     args = parser.parse_args()
     os.environ.setdefault("PASSWORD_HASHERS", FAST_HASHERS)

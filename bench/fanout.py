@@ -3,7 +3,7 @@
 One sender posts M messages at R per second through the page endpoint (POST
 /rooms/<id>/messages/, one keep-alive connection, scheduled by absolute time) into a group
 room of N+1 people; each of the N others holds one websocket, spread round-robin over K
-Daphne processes. Prints one JSON object: deliver latency (receive time minus send time, on
+server processes. Prints one JSON object: deliver latency (receive time minus send time, on
 this process's clock), the sender's request latency, delivered/lost/duplicate counts, CPU
 time of this load generator, of the servers and of Redis/PostgreSQL, and the configuration.
 
@@ -13,7 +13,7 @@ The standard run is against PostgreSQL and Redis, from the repository root:
     REDIS_URL=redis://127.0.0.1:6379/2 .venv/bin/python bench/fanout.py
 
 Options: --clients N (100) --messages M (300) --rate R (20) --servers K (1) --grace S (2)
---senders S (1: concurrent HTTP senders, spread over the servers) --server daphne|uvicorn.
+--senders S (1: concurrent HTTP senders, spread over the servers) --server uvicorn|daphne.
 The database must exist (`psql -h 127.0.0.1 -U postgres -c 'create database parley_bench'`);
 the script migrates it, adds its own people and room, and deletes them afterwards. With no
 DATABASE_URL it uses a throw-away SQLite file; with no REDIS_URL, Channels' in-memory layer,
@@ -431,9 +431,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=100, help="receiving websockets (N)")
     parser.add_argument("--messages", type=int, default=300, help="messages to send (M)")
     parser.add_argument("--rate", type=float, default=20.0, help="messages per second (R)")
-    parser.add_argument("--servers", type=int, default=1, help="Daphne processes (K)")
+    parser.add_argument("--servers", type=int, default=1, help="server processes (K)")
     parser.add_argument("--senders", type=int, default=1, help="concurrent HTTP senders")
-    parser.add_argument("--server", choices=sorted(SERVER_KINDS), default="daphne")
+    parser.add_argument("--server", choices=sorted(SERVER_KINDS), default="uvicorn")
     parser.add_argument("--grace", type=float, default=2.0, help="seconds to wait for stragglers")
     args = parser.parse_args()
     if min(args.clients, args.messages, args.servers, args.senders) < 1 or args.rate <= 0:

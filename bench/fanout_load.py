@@ -1,4 +1,4 @@
-"""Issue 9's fan-out workload: 1 room, 100 sockets over two Daphne processes, 20 msg/s for 30 s,
+"""Issue 9's fan-out workload: 1 room, 100 sockets over two server processes, 20 msg/s for 30 s,
 then 100 msg/s for 30 s (bench/fanout.py once per rate). Prints one JSON object with each
 rate's deliver p99, lost and duplicates, the load generator's CPU and the load average.
 
@@ -6,7 +6,7 @@ rate's deliver p99, lost and duplicates, the load generator's CPU and the load a
     REDIS_URL=redis://127.0.0.1:6379/7 CHANNEL_LAYER_PREFIX=load \\
         .venv/bin/python bench/fanout_load.py
 
-Options: --rates 20,100 --seconds 30 --clients 100 --servers 2 --server daphne|uvicorn.
+Options: --rates 20,100 --seconds 30 --clients 100 --servers 2 --server uvicorn|daphne.
 Senders: one concurrent HTTP sender per 10 msg/s of rate (at least 2), spread over the servers.
 """
 
@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--servers", type=int, default=2)
-    parser.add_argument("--server", choices=sorted(SERVER_KINDS), default="daphne")
+    parser.add_argument("--server", choices=sorted(SERVER_KINDS), default="uvicorn")
     options = parser.parse_args()
     os.environ.setdefault("PASSWORD_HASHERS", FAST_HASHERS)
     machine = Machine()

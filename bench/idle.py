@@ -1,8 +1,8 @@
 """Idle: thousands of open tabs doing nothing; what they cost the servers.
 
-5,000 people in 50 rooms of 100, one websocket each, spread over two Daphne processes and held
+5,000 people in 50 rooms of 100, one websocket each, spread over two server processes and held
 by several generator processes (one asyncio loop each, many sockets per loop). The heartbeat is
-Daphne's protocol-level ping (every 20 s), which the clients answer, as browsers do; live.js
+the server's protocol-level ping (every 20 s), which the clients answer, as browsers do; live.js
 sends nothing while idle. With --ping-every S each socket also sends an application heartbeat
 ({"type": "ping"}, answered with a pong) every S seconds at a random phase, as live.js did
 before its server kept presence fresh itself. After connecting and a quiet period, measures
@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=90.0)
     parser.add_argument("--ping-every", type=float, default=0.0)
     parser.add_argument("--servers", type=int, default=2)
-    parser.add_argument("--server", choices=sorted(SERVER_KINDS), default="daphne")
+    parser.add_argument("--server", choices=sorted(SERVER_KINDS), default="uvicorn")
     parser.add_argument("--generators", type=int, default=4)
     args = parser.parse_args()
     os.environ.setdefault("PASSWORD_HASHERS", FAST_HASHERS)

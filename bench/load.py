@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import websockets
 
 from bench.common import calibration_ms, cpu_seconds
-from tests.live import DaphneServer, HttpTab
+from tests.live import AppServer, HttpTab
 
 SERVER_ENV_KEYS = (
     "DATABASE_URL",
@@ -37,27 +37,23 @@ SERVER_ENV_KEYS = (
 )
 
 
-class UvicornServer(DaphneServer):
-    """The same ASGI app under Uvicorn (uvloop + httptools + websockets, from
-    requirements-bench.txt), for the Daphne-or-Uvicorn comparison."""
+class DaphneServer(AppServer):
+    """The same ASGI app under Daphne, for the Daphne-or-Uvicorn comparison."""
 
     def command(self) -> list[str]:
         return [
             sys.executable,
             "-m",
-            "uvicorn",
-            "--host",
+            "daphne",
+            "-b",
             "127.0.0.1",
-            "--port",
+            "-p",
             str(self.port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
             "messages_site.asgi:application",
         ]
 
 
-SERVER_KINDS = {"daphne": DaphneServer, "uvicorn": UvicornServer}
+SERVER_KINDS = {"uvicorn": AppServer, "daphne": DaphneServer}
 
 
 def raise_open_files_limit() -> int:
@@ -106,7 +102,7 @@ def server_env(**extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def servers(count: int, env: dict[str, str], kind: str = "daphne") -> Iterator[list]:
+def servers(count: int, env: dict[str, str], kind: str = "uvicorn") -> Iterator[list]:
     """`count` server processes with `env`, stopped on exit whatever happens."""
     with ExitStack() as stack:
         yield [stack.enter_context(SERVER_KINDS[kind](env=env)) for _ in range(count)]

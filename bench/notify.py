@@ -3,7 +3,7 @@
 A group room of 501 people (one sender, 500 who all want an email for every message, the
 default). Three phases, all through real processes on loopback:
 
-1.+2. two Daphne processes side by side, one with notifications off
+1.+2. two server processes side by side, one with notifications off
    (PARLEY_NOTIFICATIONS_ENABLED=false), one on, with a Celery worker taking its tasks
    (default 120 s batching window, so the worker files every message into 500 batches while
    the sender posts). The sender posts M messages through each, alternating, R per second in
@@ -195,7 +195,7 @@ def main() -> None:
     from django.db import connection, connections
 
     from notifications.tests.live import CeleryWorker, SmtpSink
-    from tests.live import DaphneServer
+    from tests.live import AppServer
 
     migrate()
     cast = prepare(args.recipients)
@@ -221,9 +221,9 @@ def main() -> None:
         with SmtpSink() as sink:
             env = {**base_env, "EMAIL_URL": sink.url}
             with (
-                DaphneServer(env={**env, "PARLEY_NOTIFICATIONS_ENABLED": "false"}) as server_off,
+                AppServer(env={**env, "PARLEY_NOTIFICATIONS_ENABLED": "false"}) as server_off,
                 CeleryWorker({**env, "PARLEY_NOTIFY_BATCH_SECONDS": "120"}) as worker,
-                DaphneServer(env=env) as server_on,
+                AppServer(env=env) as server_on,
             ):
                 latency = post_alternately(
                     {"off": server_off, "on": server_on},
@@ -239,7 +239,7 @@ def main() -> None:
             window_env = {**env, "PARLEY_NOTIFY_BATCH_SECONDS": str(args.window)}
             with (
                 CeleryWorker(window_env, concurrency=2, pool="prefork"),
-                DaphneServer(env=window_env) as server,
+                AppServer(env=window_env) as server,
             ):
                 sink.mails.clear()
                 tab = HttpTab(server.port, cookies)

@@ -1,4 +1,4 @@
-"""Settings for the Daphne processes of bench/notify.py: Parley's, with a larger Redis pool.
+"""Settings for the server processes of bench/notify.py: Parley's, with a larger Redis pool.
 
 rooms/events.py sends a live frame with one concurrent group_send per member; redis-py's
 asyncio pool allows 100 connections by default, so a 501-member room fails with

@@ -10,7 +10,7 @@ the number of rooms.
 
 Then, in this process, Django's test Client times each request (server time: the whole request
 handling, middleware and templates included, without a network; in a worker thread of a running
-event loop, as Daphne runs views) and bench.common's StatementCounter counts its SQL queries
+event loop, as the server runs views) and bench.common's StatementCounter counts its SQL queries
 (without Django's debug cursor, which would slow them):
 
 - room_list: GET /rooms/list/, the conversation list that every page shows (its first
@@ -432,7 +432,7 @@ def main() -> None:
     # costs 60-100 ms, a request's p95 in itself).
     import messages_site.asgi  # noqa: F401
 
-    # Requests run where Daphne runs a view: in a worker thread of a running event loop. A
+    # Requests run where the server runs a view: in a worker thread of a running event loop. A
     # live event a request publishes (opening an unread room publishes its read state) then
     # hops to that loop and its Redis connection, as in a server, instead of starting a loop,
     # a thread and a Redis connection of its own (~2 ms more per publish).

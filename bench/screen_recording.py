@@ -60,14 +60,14 @@ def run(args: argparse.Namespace, scratch: Path) -> dict:
     from playwright.sync_api import sync_playwright
 
     from tests.conftest import CHROMIUM, CHROMIUM_ARGS
-    from tests.live import DaphneServer
+    from tests.live import AppServer
 
     migrate()
     room_id, sessions, _ = prepare()
     database = connection.vendor
     connections.close_all()
-    server = DaphneServer(env={"MEDIA_ROOT": str(scratch / "media"), "LOG_LEVEL": "WARNING"})
-    server.log_path = scratch / "daphne.log"
+    server = AppServer(env={"MEDIA_ROOT": str(scratch / "media"), "LOG_LEVEL": "WARNING"})
+    server.log_path = scratch / "server.log"
     server.env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the server keeps Django's check
     with server, sync_playwright() as playwright:
         browser = playwright.chromium.launch(

@@ -1,10 +1,10 @@
-"""Files: a 1 GiB upload through the chunk API and a 1 GiB download, against a real Daphne.
+"""Files: a 1 GiB upload through the chunk API and a 1 GiB download, against a real server.
 
 One person uploads a file of --size bytes (1 GiB, the default upload limit) into a room through
 the page's chunk API: POST /rooms/<id>/uploads/, PUT /uploads/<id>/chunks/<n>/ for every chunk
 (--parallel keep-alive connections share them), POST /uploads/<id>/finish/. Then the file is
 downloaded from /files/<id>/download/ and its SHA-256 compared. Prints one JSON object:
-throughput of each phase in MB/s (10^6 bytes per second), the Daphne process's peak resident
+throughput of each phase in MB/s (10^6 bytes per second), the server process's peak resident
 memory during each phase (VmHWM, reset between phases) and its resident memory before.
 
 Run from the repository root; files go to local disk:
@@ -212,7 +212,7 @@ def run(args: argparse.Namespace, scratch: Path) -> dict:
     from django.conf import settings
     from django.db import connection, connections
 
-    from tests.live import DaphneServer
+    from tests.live import AppServer
 
     migrate()
     room_id, session, run_id = prepare()
@@ -224,8 +224,8 @@ def run(args: argparse.Namespace, scratch: Path) -> dict:
         "RATE_LIMIT_UPLOAD": "1000000",
         "MAX_UPLOAD_BYTES": str(max(args.size, settings.MAX_UPLOAD_BYTES)),
     }
-    server = DaphneServer(env=env)
-    server.log_path = scratch / "daphne.log"
+    server = AppServer(env=env)
+    server.log_path = scratch / "server.log"
     with server:
         pid = server.process.pid
         cookies = {session_cookie_name(): session}

@@ -1,6 +1,6 @@
 """Write path: many rooms busy at once; the highest send rate stored and delivered in time.
 
-20 rooms of 5 people, each person with one websocket (spread over two Daphne processes, held
+20 rooms of 5 people, each person with one websocket (spread over two server processes, held
 by generator processes). Concurrent HTTP senders (2 per room, each person's own keep-alive
 connection, spread over the servers) post through the page endpoint at a total rate R, spread
 evenly over the rooms; R rises step by step (--rates) for --seconds each, until a step's deliver
@@ -13,7 +13,7 @@ request latency, server and generator CPU per message; and the highest rate that
     REDIS_URL=redis://127.0.0.1:6379/7 CHANNEL_LAYER_PREFIX=load .venv/bin/python bench/writepath.py
 
 Options: --rooms 20 --room-size 5 --rates 10,20,40,60,80,120,160,200,300,400 --seconds 10
---stop-p99-ms 1000 --senders-per-room 2 --servers 2 --server daphne|uvicorn --generators 2.
+--stop-p99-ms 1000 --senders-per-room 2 --servers 2 --server uvicorn|daphne --generators 2.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--senders-per-room", type=int, default=2)
     parser.add_argument("--stop-p99-ms", type=float, default=1000.0)
     parser.add_argument("--servers", type=int, default=2)
-    parser.add_argument("--server", choices=sorted(SERVER_KINDS), default="daphne")
+    parser.add_argument("--server", choices=sorted(SERVER_KINDS), default="uvicorn")
     parser.add_argument("--generators", type=int, default=2)
     args = parser.parse_args()
     os.environ.setdefault("PASSWORD_HASHERS", FAST_HASHERS)

@@ -120,7 +120,7 @@ else:
 
 _engine = DATABASES["default"]["ENGINE"]
 if _engine == "django.db.backends.postgresql":
-    # A pool, not persistent connections: Daphne runs sync views on many threads.
+    # A pool, not persistent connections: the ASGI handler runs sync views on many threads.
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 2,
         "max_size": env_int("DATABASE_POOL_SIZE", 20),
@@ -138,7 +138,7 @@ elif _engine == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    # A file, not memory, so that a Daphne process started by a test sees the test database.
+    # A file, not memory, so that a server process started by a test sees the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test-db-{os.getpid()}.sqlite3")}
 else:
     raise ImproperlyConfigured(f"Parley runs on PostgreSQL or SQLite, not {_engine}")
@@ -362,7 +362,7 @@ RATE_LIMIT_IP_FACTOR = env_int("RATE_LIMIT_IP_FACTOR", 5)
 # Files & Links: resumable uploads, where files are stored, Dropbox ---------------------------
 
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 1024**3)
-# Chunks of a resumable upload: each is held by Daphne while it arrives, so memory bounds them.
+# Chunks of a resumable upload: each is held by the server while it arrives, so memory bounds them.
 UPLOAD_CHUNK_BYTES = env_int("UPLOAD_CHUNK_BYTES", 8 * 1024**2)
 # Unfinished uploads and files never sent in a message are removed after this long.
 UPLOAD_EXPIRY_HOURS = env_int("UPLOAD_EXPIRY_HOURS", 24)

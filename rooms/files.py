@@ -599,8 +599,9 @@ def protect(response: HttpResponse, *, framed: bool = False) -> HttpResponse:
 def _drain_backlog() -> int:
     """Bytes written to sockets by this process and not yet sent (Daphne/Twisted only).
 
-    Daphne hands every body block to Twisted, which buffers without limit: a file read faster
-    than the client takes it would pile up in memory. Elsewhere this reports 0.
+    Daphne (runserver's server) hands every body block to Twisted, which buffers without limit:
+    a file read faster than the client takes it would pile up in memory. Elsewhere this reports
+    0: Uvicorn's `send` itself waits while a socket's buffer is full.
     """
     reactor = sys.modules.get("twisted.internet.reactor")
     if reactor is None or not hasattr(reactor, "getWriters"):
@@ -687,7 +688,8 @@ def file_response(
 ) -> HttpResponse:
     """A protected response with a stored file's bytes: streamed, or a redirect on S3.
 
-    `asgi`: the response is served by an ASGI server (Daphne), so it streams asynchronously.
+    `asgi`: the response is served by an ASGI server (Uvicorn; Daphne under runserver), so it
+    streams asynchronously.
     `range_header`: a single byte range gets 206 with that part alone (players seek, downloads
     resume), one outside the file 416; S3 answers ranges on the redirected request itself.
     """

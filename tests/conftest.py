@@ -1,6 +1,6 @@
 """Browser fixtures: one Chromium per module of browser tests, a fresh context per person.
 
-Pages talk to the session's Daphne process (`daphne_server`), which reads the same test
+Pages talk to the session's server process (`app_server`), which reads the same test
 database, so browser tests use `transactional_db`: their data must be committed to be seen.
 """
 
@@ -32,14 +32,14 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="module")
-def browser(daphne_server):
+def browser(app_server):
     """Chromium, shared by the browser tests of one module.
 
     Playwright's sync API keeps its event loop registered as running on this thread for as
     long as it is started. Django then refuses ORM calls (SynchronousOnlyOperation) and
     pytest-asyncio cannot run its own loops, so the browser lives for one module, not the
     whole session, and Django's check is lifted only meanwhile: the test code between
-    Playwright calls is plain synchronous code. Daphne is started first, so that the server
+    Playwright calls is plain synchronous code. The server is started first, so that its
     process keeps the check.
     """
     sync_api = pytest.importorskip("playwright.sync_api")
@@ -61,7 +61,7 @@ def _no_live_events_from_the_test_process(request):
     """In browser tests, writes made by the test itself publish no live events.
 
     Publishing needs `async_to_sync`, which cannot run beside Playwright's loop. Nothing is
-    lost: only the Daphne process's sockets reach a browser, and with the in-memory layer
+    lost: only the server process's sockets reach a browser, and with the in-memory layer
     the test process's events never got there anyway. Data made in the test is in the
     database before a page loads; anything that must arrive live is done in a browser.
     """
@@ -74,7 +74,7 @@ def _no_live_events_from_the_test_process(request):
 
 
 @pytest.fixture
-def open_page(browser, daphne_server, transactional_db) -> Iterator[Callable]:
+def open_page(browser, app_server, transactional_db) -> Iterator[Callable]:
     """`open_page(user, path="/")`: that person's own browser, logged in, showing `path`.
 
     With `user=None` the browser is logged out. A logged-in page is returned once its live
@@ -87,12 +87,12 @@ def open_page(browser, daphne_server, transactional_db) -> Iterator[Callable]:
     errors: list[str] = []
 
     def open_page(user: User | None, path: str = "/"):
-        context = browser.new_context(base_url=daphne_server.url)
+        context = browser.new_context(base_url=app_server.url)
         context.set_default_timeout(10_000)
         contexts.append(context)
         if user is not None:
             session = client_for(user).cookies["sessionid"].value
-            context.add_cookies([{"name": "sessionid", "value": session, "url": daphne_server.url}])
+            context.add_cookies([{"name": "sessionid", "value": session, "url": app_server.url}])
         page = context.new_page()
         page.on("pageerror", lambda error: errors.append(f"{user}: {error}"))
         page.goto(path)
@@ -111,23 +111,23 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     # What the server said is most of what a failed browser test can tell.
-    server = item.funcargs.get("daphne_server") if hasattr(item, "funcargs") else None
+    server = item.funcargs.get("app_server") if hasattr(item, "funcargs") else None
     if report.failed and server is not None and item.get_closest_marker("browser"):
-        report.sections.append(("Daphne log (tail)", server.log()))
+        report.sections.append(("Server log (tail)", server.log()))
 
 
 @pytest.fixture
-def server_media_root(settings, daphne_server):
-    """Make this process store files where the `daphne_server` process reads them.
+def server_media_root(settings, app_server):
+    """Make this process store files where the `app_server` process reads them.
 
     Both derive MEDIA_ROOT from the environment (`MEDIA_ROOT`, else `PARLEY_DATA_DIR`/media),
-    and Daphne's environment is this one plus the fixture's; a file stored under any other
+    and the server's environment is this one plus the fixture's; a file stored under any other
     MEDIA_ROOT (a `tmp_path`, say) would be a 404 from the server. The test deletes the files
     it stored.
     """
     from pathlib import Path
 
-    env = daphne_server.env
+    env = app_server.env
     data_dir = Path(env.get("PARLEY_DATA_DIR") or Path(settings.BASE_DIR) / "var")
     settings.MEDIA_ROOT = Path(env.get("MEDIA_ROOT") or data_dir / "media").resolve()
     return settings.MEDIA_ROOT

@@ -35,8 +35,8 @@ def database_url(settings_dict: dict) -> str:
     return f"postgres://{auth}{host}:{port}/{settings_dict['NAME']}"
 
 
-class DaphneServer:
-    """A Daphne process serving Parley on a free loopback port."""
+class AppServer:
+    """A Uvicorn process serving Parley on a free loopback port, as `make run` does."""
 
     def __init__(self, *, env: dict[str, str] | None = None, port: int | None = None) -> None:
         self.port = port or free_port()
@@ -44,21 +44,26 @@ class DaphneServer:
         self.ws_url = f"ws://127.0.0.1:{self.port}/ws/"
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.process: subprocess.Popen | None = None
-        self.log_path = ROOT / "var" / f"daphne-{self.port}.log"
+        self.log_path = ROOT / "var" / f"server-{self.port}.log"
 
     def command(self) -> list[str]:
+        # The options of deploy/Procfile: no lifespan events (Channels has none), and the
+        # client's address is the socket's (X-Forwarded-For is not trusted).
         return [
             sys.executable,
             "-m",
-            "daphne",
-            "-b",
+            "uvicorn",
+            "--host",
             "127.0.0.1",
-            "-p",
+            "--port",
             str(self.port),
+            "--lifespan",
+            "off",
+            "--no-proxy-headers",
             "messages_site.asgi:application",
         ]
 
-    def start(self, timeout: float = 30.0) -> DaphneServer:
+    def start(self, timeout: float = 30.0) -> AppServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
@@ -71,14 +76,14 @@ class DaphneServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"Daphne exited early:\n{self.log()}")
+                raise RuntimeError(f"The server exited early:\n{self.log()}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
                     return self
             except OSError:
                 time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"Daphne did not listen within {timeout}s:\n{self.log()}")
+        raise RuntimeError(f"The server did not listen within {timeout}s:\n{self.log()}")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
@@ -92,7 +97,7 @@ class DaphneServer:
                 self.process.kill()
                 self.process.wait()
 
-    def __enter__(self) -> DaphneServer:
+    def __enter__(self) -> AppServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

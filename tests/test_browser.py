@@ -1,7 +1,7 @@
-"""What people see in a real browser: Chromium through Playwright, against a live Daphne server.
+"""What people see in a real browser: Chromium through Playwright, against a live server (Uvicorn).
 
 Each person gets their own browser context. Everything that has to arrive live is written
-through a browser (the Daphne process's channel layer only carries its own writes); data that
+through a browser (the server process's channel layer only carries its own writes); data that
 only has to be in the database before a page loads is made with the actions directly.
 """
 

@@ -108,7 +108,7 @@ def test_video_call_with_mute_recording_and_end(open_page, room, alice, bob):
     assert Message.objects.filter(room=room, body__startswith="Call ended").count() == 1
 
 
-def test_refused_camera_and_microphone_say_so(browser, daphne_server, open_page, room, alice):
+def test_refused_camera_and_microphone_say_so(browser, app_server, open_page, room, alice):
     """A browser whose permission prompt is answered no (headless Chromium without the fake
     prompt dismisses it) hears why it cannot join, and no call starts."""
     from tests.conftest import CHROMIUM, CHROMIUM_ARGS
@@ -119,9 +119,9 @@ def test_refused_camera_and_microphone_say_so(browser, daphne_server, open_page,
         headless=True,
     )
     try:
-        context = refusing.new_context(base_url=daphne_server.url)
+        context = refusing.new_context(base_url=app_server.url)
         session = client_for(alice).cookies["sessionid"].value
-        context.add_cookies([{"name": "sessionid", "value": session, "url": daphne_server.url}])
+        context.add_cookies([{"name": "sessionid", "value": session, "url": app_server.url}])
         page = context.new_page()
         page.goto(f"/rooms/{room.pk}/")
         expect(page.locator("body")).to_have_attribute("data-live", "connected")

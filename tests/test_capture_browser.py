@@ -1,4 +1,4 @@
-"""Record screen and Take screenshot, in a real Chromium against the session's Daphne server.
+"""Record screen and Take screenshot, in a real Chromium against the session's server.
 
 The browser's fake media (CHROMIUM_ARGS) answers getDisplayMedia with no picker: a 1280x720
 moving test pattern with a beeping audio track, and getUserMedia with a fake microphone. A
@@ -366,14 +366,14 @@ def test_without_media_recorder_record_screen_says_so(open_page, room, alice):
 
 
 def test_a_refused_picker_attaches_nothing_and_says_why(
-    denying_browser, daphne_server, transactional_db, room, alice
+    denying_browser, app_server, transactional_db, room, alice
 ):
-    context = denying_browser.new_context(base_url=daphne_server.url)
+    context = denying_browser.new_context(base_url=app_server.url)
     context.set_default_timeout(10_000)
     errors: list[str] = []
     try:
         session = client_for(alice).cookies["sessionid"].value
-        context.add_cookies([{"name": "sessionid", "value": session, "url": daphne_server.url}])
+        context.add_cookies([{"name": "sessionid", "value": session, "url": app_server.url}])
         page = context.new_page()
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto(f"/rooms/{room.pk}/")

@@ -1,7 +1,7 @@
 """The composer retries a send whose answer was lost, and the message is stored once.
 
 The first request reaches the server and is stored, but its answer never reaches the page (as
-when a Daphne process dies right after the commit, or the connection drops): the composer
+when a server process dies right after the commit, or the connection drops): the composer
 sends it again with the same client token and gets the stored message back.
 """
 

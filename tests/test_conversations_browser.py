@@ -32,7 +32,7 @@ from rooms.management.commands.seed_demo import animated_gif
 from rooms.models import Membership, Message, RoomKind
 from rooms.queries import LIST_PAGE
 from rooms.tests.test_giphy import FakeGiphy
-from tests.live import DaphneServer
+from tests.live import AppServer
 from tests.test_browser import group_room, message, message_menu, send, sidebar, sidebar_entry
 
 pytestmark = pytest.mark.browser
@@ -220,9 +220,9 @@ def test_esc_closes_the_emoji_panel(open_page, room, alice):
 
 
 @pytest.mark.parametrize("keys", ["Control+Shift+V", "Control+V"])
-def test_pasting_formatted_text_inserts_plain_text(open_page, daphne_server, room, alice, keys):
+def test_pasting_formatted_text_inserts_plain_text(open_page, app_server, room, alice, keys):
     page = open_page(alice, room.get_absolute_url())
-    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=daphne_server.url)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=app_server.url)
     # What a copy from a word processor puts on the clipboard: HTML beside the plain text.
     page.evaluate(
         """() => navigator.clipboard.write([new ClipboardItem({
@@ -686,7 +686,7 @@ def test_reaction_from_the_options_menu_shows_live_with_who_reacted(open_page, r
 
 @pytest.fixture
 def gif_library(server_media_root, transactional_db):
-    """Two GIFs in the built-in library, stored where the Daphne process serves them from."""
+    """Two GIFs in the built-in library, stored where the server process serves them from."""
     gifs = [
         do_add_library_gif(
             title="Party", keywords="party tada", data=animated_gif(["#f00", "#0f0"])
@@ -754,8 +754,8 @@ def test_giphy_with_no_match_says_so(open_page, room, alice, gif_library):
 
 
 @pytest.fixture
-def giphy_daphne(test_database_url, daphne_server):
-    """A Daphne process of its own whose /giphy asks a local server that speaks GIPHY's API."""
+def giphy_server(test_database_url, app_server):
+    """A server process of its own whose /giphy asks a local server that speaks GIPHY's API."""
     fake = ThreadingHTTPServer(("127.0.0.1", 0), FakeGiphy)
     thread = threading.Thread(target=fake.serve_forever, daemon=True)
     thread.start()
@@ -769,7 +769,7 @@ def giphy_daphne(test_database_url, daphne_server):
         "DJANGO_ALLOW_ASYNC_UNSAFE": "",
     }
     try:
-        with DaphneServer(env=env) as server:
+        with AppServer(env=env) as server:
             yield server
     finally:
         fake.shutdown()
@@ -777,7 +777,7 @@ def giphy_daphne(test_database_url, daphne_server):
 
 
 def test_giphy_choose_shuffle_and_send_with_the_giphy_provider(
-    open_page, room, alice, giphy_daphne
+    open_page, room, alice, giphy_server
 ):
     page = open_page(alice, room.get_absolute_url())
     # GIPHY's media host is not reachable from here: the browser gets a small GIF instead.
@@ -786,7 +786,7 @@ def test_giphy_choose_shuffle_and_send_with_the_giphy_provider(
         lambda route: route.fulfill(content_type="image/gif", body=animated_gif(["#0a0"])),
     )
     # Cookies ignore the port: the same session works on the second server.
-    page.goto(f"{giphy_daphne.url}{room.get_absolute_url()}")
+    page.goto(f"{giphy_server.url}{room.get_absolute_url()}")
     wait_until_live(page)
     box = composer(page)
     box.fill("/giphy cat")

@@ -1,12 +1,12 @@
 """Faults: nothing is lost or shown twice while processes crash and restart (issue 9).
 
-Real parts only: two Daphne processes and a Celery worker and beat sharing the test database
+Real parts only: two server processes and a Celery worker and beat sharing the test database
 and a Redis server of this test's own, an SMTP sink on loopback, `websockets` readers that
 behave like static/js/live.js, and a sender posting through the page's HTTP endpoint with a
 client token per message, retrying like static/js/composer.js. While the sender posts a steady
 stream, the test
 
-1. kills one Daphne process (SIGKILL) and starts it again; its readers reconnect to the other;
+1. kills one server process (SIGKILL) and starts it again; its readers reconnect to the other;
 2. kills Redis (SIGKILL, no persistence: every queue, counter and subscription is gone) and
    starts it again on the same port;
 3. drops readers' sockets at random;
@@ -50,7 +50,7 @@ from conftest import FAST_HASHERS, GENEROUS_RATE_LIMITS, befriend, client_for, m
 from notifications.tests.live import CeleryBeat, CeleryWorker, SmtpSink
 from rooms.actions import do_create_room
 from rooms.models import Message, RoomKind
-from tests.live import ROOT, DaphneServer, free_port
+from tests.live import ROOT, AppServer, free_port
 
 pytestmark = pytest.mark.multiprocess
 
@@ -198,7 +198,7 @@ class Reader(threading.Thread):
     message by id (a second copy replaces the first); a new message whose `prev` it never got
     means a frame was lost, so it resumes from there, as it does on a "resync" frame (its
     process lost Redis for a while); a dropped socket reconnects with backoff (capped at 1 s
-    here, 5 s in live.js), to the other Daphne process when its own refuses."""
+    here, 5 s in live.js), to the other server process when its own refuses."""
 
     def __init__(self, name: str, session: str, ports: list[int], home: int, baseline: int):
         super().__init__(daemon=True, name=f"reader-{name}")
@@ -364,7 +364,7 @@ def newest_message_id() -> int:
     return Message.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
 
 
-def daphne_env(test_database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
+def server_env(test_database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
     return {
         "DATABASE_URL": test_database_url,
         "REDIS_URL": redis_url,
@@ -386,7 +386,7 @@ def test_a_socket_open_through_a_redis_restart_gets_what_was_sent_meanwhile(
     lost its Redis connection tells its sockets to replay once Redis is back."""
     redis_server = RedisServer().start()
     try:
-        with DaphneServer(env=daphne_env(test_database_url, redis_server.url)) as server:
+        with AppServer(env=server_env(test_database_url, redis_server.url)) as server:
             alice, bob = make_person("alice", "Alice Adams"), make_person("bob", "Bob Jones")
             befriend(alice, bob)
             room = do_create_room(alice, kind=RoomKind.GROUP, title="Tail", members=[bob])
@@ -422,7 +422,7 @@ def test_a_socket_open_through_a_redis_restart_gets_what_was_sent_meanwhile(
 def stack(test_database_url, transactional_db):
     redis_server = RedisServer().start()
     with SmtpSink() as sink:
-        env = daphne_env(
+        env = server_env(
             test_database_url,
             redis_server.url,
             CELERY_TASK_ALWAYS_EAGER="false",
@@ -435,8 +435,8 @@ def stack(test_database_url, transactional_db):
         processes: dict = {"redis": redis_server, "sink": sink, "env": env}
         supervisor = Supervisor(processes)
         try:
-            processes["a"] = DaphneServer(env=env).start()
-            processes["b"] = DaphneServer(env=env).start()
+            processes["a"] = AppServer(env=env).start()
+            processes["b"] = AppServer(env=env).start()
             processes["worker"] = CeleryWorker(env).__enter__()
             processes["beat"] = CeleryBeat(env).__enter__()
             processes["supervisor"] = supervisor
@@ -520,13 +520,13 @@ def test_no_message_or_email_is_lost_or_doubled_through_crashes_and_restarts(sta
     def note(event: str) -> None:
         timeline.append(f"{time.monotonic() - started:5.1f}s {event} (sent {len(sender.log.ids)})")
 
-    # 1. Daphne A dies mid-stream; its readers and the sender go to B; A comes back.
+    # 1. server A dies mid-stream; its readers and the sender go to B; A comes back.
     time.sleep(2.5)
     kill_hard(a.process)
-    note("killed Daphne A")
+    note("killed server A")
     time.sleep(1.5)
     a.start()
-    note("Daphne A restarted")
+    note("server A restarted")
 
     # 2. Redis dies with everything it held and comes back on the same port.
     time.sleep(2.0)

@@ -1,6 +1,6 @@
 """Files in a real browser: attach, watch the upload, resume it, preview, download, delete, search.
 
-Uploads go through the page's chunk API to the session's Daphne server, whose chunks are 8 MiB:
+Uploads go through the page's chunk API to the session's server, whose chunks are 8 MiB:
 a 17 MiB file is three chunks. Files made in the test process (`share_file`) are stored where
 that server reads them (`server_media_root`); every file a test stores is removed after it.
 """

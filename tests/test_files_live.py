@@ -1,8 +1,8 @@
-"""Uploads and ranged downloads against a real Daphne process, as the page makes them.
+"""Uploads and ranged downloads against a real server process, as the page makes them.
 
-The chunk PUTs take the streamed path (the body goes from Daphne's receive loop to the file);
+The chunk PUTs take the streamed path (the body goes from the server's receive loop to the file);
 downloads stream asynchronously with byte ranges. alice uploads into her room, bob downloads
-parts, mallory (an outsider) is refused. Daphne stores files in this test's own folder.
+parts, mallory (an outsider) is refused. The server stores files in this test's own folder.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from django.utils.crypto import get_random_string
 from conftest import FAST_HASHERS, GENEROUS_RATE_LIMITS, client_for
 from rooms.actions import do_send_message
 from rooms.models import UploadChunk
-from tests.live import DaphneServer
+from tests.live import AppServer
 
 CHUNK = 256 * 1024
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -35,14 +35,14 @@ def upload_server(test_database_url, tmp_path_factory):
         "UPLOAD_CHUNK_BYTES": str(CHUNK),
         **GENEROUS_RATE_LIMITS,
     }
-    with DaphneServer(env=env) as server:
+    with AppServer(env=env) as server:
         yield server
 
 
 class Browser:
     """One person's keep-alive connection with their session cookie and CSRF token."""
 
-    def __init__(self, server: DaphneServer, user) -> None:
+    def __init__(self, server: AppServer, user) -> None:
         self.connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
         self.token = get_random_string(32)
         session = client_for(user).cookies[settings.SESSION_COOKIE_NAME].value

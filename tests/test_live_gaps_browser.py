@@ -1,8 +1,8 @@
 """live.js notices a live frame lost on the way and replays it, without a reload.
 
 Each new message's frame names the room's message before it (`prev`). Here the lost frame is
-real: a message written by the test process publishes nothing to the Daphne process's sockets,
-exactly as when Redis restarts or a Daphne process dies between the commit and the publish.
+real: a message written by the test process publishes nothing to the server process's sockets,
+exactly as when Redis restarts or a server process dies between the commit and the publish.
 """
 
 from __future__ import annotations

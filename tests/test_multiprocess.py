@@ -1,4 +1,4 @@
-"""Two Daphne processes sharing the test database and Redis, as in a scaled-out deployment.
+"""Two server processes sharing the test database and Redis, as in a scaled-out deployment.
 
 A message posted through one process reaches a socket held by the other, and a socket that
 reconnects to the other process replays what it missed from the database.
@@ -18,7 +18,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from accounts.models import User
 from conftest import FAST_HASHERS, GENEROUS_RATE_LIMITS, client_for
-from tests.live import DaphneServer, HttpTab
+from tests.live import AppServer, HttpTab
 
 pytestmark = pytest.mark.multiprocess
 
@@ -43,7 +43,7 @@ def redis_url() -> str:
 
 
 @pytest.fixture(scope="module")
-def servers(test_database_url, redis_url) -> Iterator[tuple[DaphneServer, DaphneServer]]:
+def servers(test_database_url, redis_url) -> Iterator[tuple[AppServer, AppServer]]:
     env = {
         "DATABASE_URL": test_database_url,
         "REDIS_URL": redis_url,
@@ -51,12 +51,12 @@ def servers(test_database_url, redis_url) -> Iterator[tuple[DaphneServer, Daphne
         "LOG_LEVEL": "WARNING",
         **GENEROUS_RATE_LIMITS,
     }
-    with DaphneServer(env=env) as server_a, DaphneServer(env=env) as server_b:
+    with AppServer(env=env) as server_a, AppServer(env=env) as server_b:
         yield server_a, server_b
 
 
 @contextmanager
-def live_socket(server: DaphneServer, user: User) -> Iterator[ClientConnection]:
+def live_socket(server: AppServer, user: User) -> Iterator[ClientConnection]:
     session = client_for(user).cookies["sessionid"].value
     with connect(
         server.ws_url,

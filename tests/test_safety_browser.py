@@ -1,7 +1,7 @@
 """Safety in a real browser (issue 7): reporting, staff review in Django admin, blocking, limits.
 
 alice owns the group room, bob is a member (and the one reported or blocked), carol an admin,
-sam is staff. What must arrive live is done in a browser: the staff actions run in the Daphne
+sam is staff. What must arrive live is done in a browser: the staff actions run in the server
 process, whose channel layer reaches the other pages. Data that only has to be there before a
 page loads is made with the actions directly.
 """
@@ -22,7 +22,7 @@ from moderation.models import Block, Decision, Reason, Report, ReportStatus
 from moderation.ratelimit import forget_all
 from rooms.actions import do_create_room, do_send_message
 from rooms.models import Message, RoomKind
-from tests.live import DaphneServer
+from tests.live import AppServer
 from tests.test_browser import message, message_menu, send
 
 pytestmark = pytest.mark.browser
@@ -304,8 +304,8 @@ def test_blocked_people_page_lists_and_unblocks(open_page, room, alice, bob, car
 
 
 @pytest.fixture
-def strict_server(test_database_url, daphne_server):
-    """A Daphne process of its own that lets a person send 3 messages per 10 seconds."""
+def strict_server(test_database_url, app_server):
+    """A server process of its own that lets a person send 3 messages per 10 seconds."""
     forget_all()
     env = {
         "DATABASE_URL": test_database_url,
@@ -315,7 +315,7 @@ def strict_server(test_database_url, daphne_server):
         # The browser fixture lifts Django's async-safety check in this process only.
         "DJANGO_ALLOW_ASYNC_UNSAFE": "",
     }
-    with DaphneServer(env=env) as server:
+    with AppServer(env=env) as server:
         yield server
     forget_all()
 

@@ -1,6 +1,6 @@
-"""End to end with real parts: Daphne, a Celery worker on Redis, SMTP out and SMTP in.
+"""End to end with real parts: a Uvicorn server, a Celery worker on Redis, SMTP out and SMTP in.
 
-Alice posts through Daphne; the worker batches and mails Bob through a real SMTP exchange;
+Alice posts through the server; the worker batches and mails Bob through a real SMTP exchange;
 Bob's answer goes back through `run_inbound_smtp` and appears on Alice's websocket.
 """
 
@@ -24,7 +24,7 @@ from websockets.sync.client import connect
 from conftest import FAST_HASHERS, client_for
 from notifications.tests.live import CeleryWorker, InboundSmtp, SmtpSink
 from rooms.models import Message
-from tests.live import DaphneServer
+from tests.live import AppServer
 
 pytestmark = pytest.mark.multiprocess
 
@@ -45,7 +45,7 @@ def redis_url() -> str:
 
 @pytest.fixture
 def stack(transactional_db, test_database_url, redis_url):
-    """Daphne, a Celery worker and the inbound SMTP listener, mailing into an SMTP sink.
+    """The server, a Celery worker and the inbound SMTP listener, mailing into an SMTP sink.
 
     They stop before the test database is emptied: a worker still mailing about the reply
     would otherwise write while the tables are truncated (a deadlock, then leftover rows).
@@ -65,13 +65,13 @@ def stack(transactional_db, test_database_url, redis_url):
         }
         with (
             CeleryWorker(env) as worker,
-            DaphneServer(env=env) as daphne,
+            AppServer(env=env) as server,
             InboundSmtp(env) as inbound,
         ):
-            yield {"sink": sink, "worker": worker, "daphne": daphne, "inbound": inbound}
+            yield {"sink": sink, "worker": worker, "server": server, "inbound": inbound}
 
 
-def post_message(server: DaphneServer, user, room, body: str) -> int:
+def post_message(server: AppServer, user, room, body: str) -> int:
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     cookies = {"sessionid": client_for(user).cookies["sessionid"].value}
 
@@ -97,11 +97,11 @@ def post_message(server: DaphneServer, user, room, body: str) -> int:
         connection.close()
 
 
-def open_socket(daphne: DaphneServer, user):
+def open_socket(server: AppServer, user):
     session = client_for(user).cookies["sessionid"].value
     return connect(
-        daphne.ws_url,
-        origin=daphne.url,
+        server.ws_url,
+        origin=server.url,
         additional_headers={"Cookie": f"sessionid={session}"},
         proxy=None,
         open_timeout=10,
@@ -119,14 +119,14 @@ def first_message_from(socket, sender, deadline: float) -> dict | None:
     return None
 
 
-def wait_for_message_from(daphne: DaphneServer, socket, user, sender, *, after: int) -> dict:
+def wait_for_message_from(server: AppServer, socket, user, sender, *, after: int) -> dict:
     """The next message.new frame from `sender`; a dropped socket reconnects and resumes,
     as live.js does (the database is the source of truth, the layer may lose things)."""
     deadline = time.monotonic() + 20
     try:
         frame = first_message_from(socket, sender, deadline)
     except (ConnectionClosed, OSError):
-        with open_socket(daphne, user) as again:
+        with open_socket(server, user) as again:
             again.send(json.dumps({"type": "resume", "last_id": after}))
             frame = first_message_from(again, sender, deadline)
     assert frame is not None, "the reply never reached the websocket"
@@ -134,7 +134,7 @@ def wait_for_message_from(daphne: DaphneServer, socket, user, sender, *, after: 
 
 
 def test_email_notification_and_reply_by_email_round_trip(stack, room, alice, bob):
-    with open_socket(stack["daphne"], alice) as alice_socket:
+    with open_socket(stack["server"], alice) as alice_socket:
         frame = round_trip(stack, alice_socket, alice, bob, room)
     assert "Looks great, ship it." in frame["html"]
     assert "review" not in frame["html"]  # the quoted history was left out
@@ -144,8 +144,8 @@ def test_email_notification_and_reply_by_email_round_trip(stack, room, alice, bo
 
 def round_trip(stack, alice_socket, alice, bob, room) -> dict:
     """Alice posts, Bob is mailed, Bob answers by email: the frame of Bob's answer."""
-    sink, daphne = stack["sink"], stack["daphne"]
-    sent = post_message(daphne, alice, room, "Can you **review** the mockups?")
+    sink, server = stack["sink"], stack["server"]
+    sent = post_message(server, alice, room, "Can you **review** the mockups?")
 
     # Bob and Carol are each mailed once the one-second batching window has passed.
     assert sink.wait_for(2, timeout=30), f"no email arrived:\n{stack['worker'].log()}"
@@ -174,4 +174,4 @@ def round_trip(stack, alice_socket, alice, bob, room) -> dict:
     with smtplib.SMTP("127.0.0.1", stack["inbound"].port, timeout=10) as smtp:
         smtp.send_message(answer, from_addr="bob@example.com", to_addrs=[reply_to])
 
-    return wait_for_message_from(daphne, alice_socket, alice, bob, after=sent)
+    return wait_for_message_from(server, alice_socket, alice, bob, after=sent)

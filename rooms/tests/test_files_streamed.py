@@ -1,4 +1,4 @@
-"""Upload chunks through the ASGI application, as Daphne hands them over: the body streams from
+"""Upload chunks through the ASGI application, as the server hands them over: the body streams from
 the receive loop to storage, and every check comes before the first byte of it is taken.
 
 alice owns the room and uploads, bob is a member, mallory an outsider. Chunks are 1 KB here.

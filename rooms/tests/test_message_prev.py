@@ -1,5 +1,5 @@
 """Each new message's live event names the room's message before it, so a tab can tell that a
-frame was lost on the way (a Daphne process killed between commit and publish, a Redis
+frame was lost on the way (a server process killed between commit and publish, a Redis
 restart) and ask for a replay. tests/test_faults.py checks the whole loop with real processes.
 """
 

@@ -393,6 +393,6 @@ document.addEventListener("DOMContentLoaded", () => {
   initMessageMenus();
   connect();
   // A hidden tab counts as away. No timer: the server keeps an open tab's presence fresh, and
-  // Daphne's protocol pings (answered by the browser) keep the connection alive.
+  // The server's protocol pings (answered by the browser) keep the connection alive.
   document.addEventListener("visibilitychange", reportVisibility);
 });
