@@ -47,8 +47,8 @@ class AppServer:
         self.log_path = ROOT / "var" / f"server-{self.port}.log"
 
     def command(self) -> list[str]:
-        # The options of deploy/Procfile: no lifespan events (Channels has none), and the
-        # client's address is the socket's (X-Forwarded-For is not trusted).
+        # The options of deploy/Procfile: no lifespan events (Channels has none), the client's
+        # address is the socket's (X-Forwarded-For is not trusted), idle keep-alive kept 75 s.
         return [
             sys.executable,
             "-m",
@@ -60,6 +60,8 @@ class AppServer:
             "--lifespan",
             "off",
             "--no-proxy-headers",
+            "--timeout-keep-alive",
+            "75",
             "messages_site.asgi:application",
         ]
 
