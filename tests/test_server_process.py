@@ -6,13 +6,10 @@ from __future__ import annotations
 import http.client
 import time
 
-import pytest
-
 # Longer than Uvicorn's own default (5 s), after which it closes an idle keep-alive connection.
 IDLE_SECONDS = 6.5
 
 
-@pytest.mark.multiprocess
 def test_an_idle_keep_alive_connection_is_still_served(app_server):
     """nginx keeps idle upstream connections for 60 s and reuses them; one the server closed
     meanwhile would turn the next POST on it into a 502."""
