@@ -59,7 +59,7 @@ from bench.common import (  # noqa: E402
 )
 from bench.load import SERVER_KINDS  # noqa: E402
 from bench.load import servers as server_processes  # noqa: E402
-from tests.live import HttpTab  # noqa: E402
+from tests.live import HttpTab, SocketTab  # noqa: E402
 
 CONNECT_TIMEOUT = 60.0  # one handshake
 CONNECT_BUDGET = 180.0  # all of them
@@ -102,12 +102,23 @@ class Sender:
     rate: float
     first: int = 0
     step: int = 1
+    # "http": POST to the page endpoint; "socket": message.send over a websocket.
+    over: str = "http"
     sent: list[Sent] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     finished_at: float = 0.0
 
     def run(self, start_at: float) -> None:
-        tab = HttpTab(self.port, self.cookies)
+        try:
+            if self.over == "socket":
+                tab = SocketTab(self.port, self.cookies, timeout=GIVE_UP_AFTER)
+            else:
+                tab = HttpTab(self.port, self.cookies)
+                tab.fetch_csrf_token(f"/rooms/{self.room_id}/")
+        except Exception as error:
+            self.errors.append(f"sender did not start: {error!r}"[:300])
+            self.finished_at = time.time()
+            return
         try:
             self._send_all(tab, start_at)
         except Exception as error:  # reported in the figures rather than lost with the thread
@@ -116,8 +127,7 @@ class Sender:
             tab.close()
             self.finished_at = time.time()
 
-    def _send_all(self, tab: HttpTab, start_at: float) -> None:
-        tab.fetch_csrf_token(f"/rooms/{self.room_id}/")
+    def _send_all(self, tab: HttpTab | SocketTab, start_at: float) -> None:
         for seq in range(self.first, self.messages, self.step):
             due = start_at + seq / self.rate
             now = time.time()
@@ -326,6 +336,7 @@ async def measure(args, servers, cast: Cast, cookie_name: str) -> dict:
             rate=args.rate,
             first=k,
             step=args.senders,
+            over=args.send_over,
         )
         for k in range(args.senders)
     ]
@@ -434,6 +445,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--servers", type=int, default=1, help="server processes (K)")
     parser.add_argument("--senders", type=int, default=1, help="concurrent HTTP senders")
     parser.add_argument("--server", choices=sorted(SERVER_KINDS), default="uvicorn")
+    parser.add_argument(
+        "--send-over", choices=("http", "socket"), default="http", help="how the senders send"
+    )
     parser.add_argument("--grace", type=float, default=2.0, help="seconds to wait for stragglers")
     args = parser.parse_args()
     if min(args.clients, args.messages, args.servers, args.senders) < 1 or args.rate <= 0:
@@ -455,6 +469,7 @@ def run(args) -> dict:
         "rate": args.rate,
         "servers": args.servers,
         "senders": args.senders,
+        "send_over": args.send_over,
         "server": args.server,
         "grace_s": args.grace,
         "database": connection.vendor,

@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--servers", type=int, default=2)
     parser.add_argument("--server", choices=sorted(SERVER_KINDS), default="uvicorn")
+    parser.add_argument("--send-over", choices=("http", "socket"), default="http")
     options = parser.parse_args()
     os.environ.setdefault("PASSWORD_HASHERS", FAST_HASHERS)
     machine = Machine()
@@ -47,6 +48,7 @@ def main() -> None:
             servers=options.servers,
             senders=max(2, math.ceil(rate / 10)),
             server=options.server,
+            send_over=options.send_over,
             grace=2.0,
         )
         progress("fanout_load", f"{rate:g} msg/s for {options.seconds:g}s")
@@ -98,6 +100,7 @@ def main() -> None:
                     "seconds_per_rate": options.seconds,
                     "servers": options.servers,
                     "server": options.server,
+                    "send_over": options.send_over,
                 },
                 "steps": steps,
                 "machine": machine.finish(),

@@ -13,7 +13,8 @@ request latency, server and generator CPU per message; and the highest rate that
     REDIS_URL=redis://127.0.0.1:6379/7 CHANNEL_LAYER_PREFIX=load .venv/bin/python bench/writepath.py
 
 Options: --rooms 20 --room-size 5 --rates 10,20,40,60,80,120,160,200,300,400 --seconds 10
---stop-p99-ms 1000 --senders-per-room 2 --servers 2 --server uvicorn|daphne --generators 2.
+--stop-p99-ms 1000 --senders-per-room 2 --servers 2 --server uvicorn|daphne --generators 2
+--send-over http|socket (socket: each sender is a tab of its own, sending over its websocket).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from bench.load import (  # noqa: E402
     server_env,
     servers,
 )
-from tests.live import HttpTab  # noqa: E402
+from tests.live import HttpTab, SocketTab  # noqa: E402
 
 TARGET = {"p99_ms": 100, "rate": 400}
 GRACE = 3.0
@@ -69,6 +70,8 @@ def main() -> None:
     parser.add_argument("--servers", type=int, default=2)
     parser.add_argument("--server", choices=sorted(SERVER_KINDS), default="uvicorn")
     parser.add_argument("--generators", type=int, default=2)
+    # "socket": each sender is a tab of its own sending message.send (and receiving the room).
+    parser.add_argument("--send-over", choices=("http", "socket"), default="http")
     args = parser.parse_args()
     os.environ.setdefault("PASSWORD_HASHERS", FAST_HASHERS)
     raise_open_files_limit()
@@ -100,7 +103,9 @@ def main() -> None:
     )
 
 
-def send_share(tab: HttpTab, room_id: int, seqs, start_at: float, rate: float, out: list) -> None:
+def send_share(
+    tab: HttpTab | SocketTab, room_id: int, seqs, start_at: float, rate: float, out: list
+) -> None:
     """Post message seq at start_at + seq / rate for each seq; note (id, sent, answered)."""
     for seq in seqs:
         due = start_at + seq / rate
@@ -130,10 +135,13 @@ def measure(args, processes, cast) -> dict:
     tabs = []
     for w in range(workers):
         room, member = w % args.rooms, (w // args.rooms) % size
-        tab = HttpTab(
-            processes[w % len(processes)].port, {cookie: cast.sessions[room * size + member]}
-        )
-        tab.fetch_csrf_token(f"/rooms/{cast.room_ids[room]}/")
+        port = processes[w % len(processes)].port
+        cookies = {cookie: cast.sessions[room * size + member]}
+        if args.send_over == "socket":
+            tab = SocketTab(port, cookies, timeout=30.0)
+        else:
+            tab = HttpTab(port, cookies)
+            tab.fetch_csrf_token(f"/rooms/{cast.room_ids[room]}/")
         tabs.append((tab, cast.room_ids[room]))
     steps, best, sustained = [], None, None
     try:

@@ -294,7 +294,7 @@ def do_set_role(actor: User, *, room: Room, user: User, role: Role) -> None:
 def do_send_message(
     sender: User,
     *,
-    room: Room,
+    room: Room | int,
     body: str,
     gif_url: str = "",
     gif_title: str = "",
@@ -302,14 +302,16 @@ def do_send_message(
     attachments: Sequence[int] = (),
     client_token: str = "",
 ) -> Message:
-    """Post a message; `attachments` are ids of the sender's finished uploads in this room.
+    """Post a message to `room` (a room or its id; the sender's membership is checked here,
+    under the room's lock); `attachments` are ids of the sender's finished uploads in it.
 
     A `client_token` the sender already used returns the message stored with it, unchanged
     and not published again: the composer retries a failed request with the same token.
     """
     client_token = check_client_token(client_token)
     # Locked from here to the commit (see _post): checked and written under the same lock.
-    room = access_membership(sender, room.pk, lock_room=True).room
+    room_id = room if isinstance(room, int) else room.pk
+    room = access_membership(sender, room_id, lock_room=True).room
     check_writable(room)
     to_attach = _check_attachments(sender, room, attachments)
     # A message of files alone needs no text.

@@ -12,6 +12,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from . import events, presence, room_hub
 from .call_socket import CallFrames
 from .fragments import with_message_html
+from .message_socket import MessageFrames
 from .queries import catch_up, listening_room_ids
 
 # Call signalling (SDP offers) needs more than chat frames do.
@@ -22,7 +23,7 @@ MAX_TIMESTAMP = 253402300799  # 9999-12-31, the largest a datetime holds
 TYPING_INTERVAL = 2.0
 
 
-class LiveConsumer(CallFrames, AsyncWebsocketConsumer):
+class LiveConsumer(MessageFrames, CallFrames, AsyncWebsocketConsumer):
     """Listens to its person's group (their own events) on its channel, and to the rooms they
     are in through this process's room hub."""
 
@@ -122,6 +123,8 @@ class LiveConsumer(CallFrames, AsyncWebsocketConsumer):
             await self.send(text_data='{"type":"pong"}')
         elif kind == "typing":
             await self.typing(frame)
+        elif kind == "message.send":
+            await self.message_send(frame)
         elif isinstance(kind, str) and kind.startswith("call."):
             await self.call_frame(kind, frame)
         else:

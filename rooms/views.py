@@ -113,15 +113,15 @@ def room(request: HttpRequest, room_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @ratelimit.limit("send")
 def room_messages(request: HttpRequest, room_id: int) -> HttpResponse:
-    membership = access_membership(request.user, room_id)
     if request.method == "POST":
         attachments = check(AttachmentsForm(request.POST))["attachments"]
         # With files attached the text may be empty; the action checks it either way.
         form = MessageForm(request.POST)
         body = request.POST.get("body", "") if attachments else check(form)["body"]
+        # The action checks membership under the room's lock; nothing else here needs it.
         message = actions.do_send_message(
             request.user,
-            room=membership.room,
+            room=room_id,
             body=body,
             attachments=attachments,
             client_token=check(ClientTokenForm(request.POST))["client_token"],
@@ -130,6 +130,7 @@ def room_messages(request: HttpRequest, room_id: int) -> HttpResponse:
         return HttpResponse(
             message_html(message), status=200 if getattr(message, "retried", False) else 201
         )
+    membership = access_membership(request.user, room_id)
     page = check(PageForm(request.GET))
     if page["after"] is not None:
         messages, has_newer = messages_after(membership.room, after=page["after"])

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import re
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from http.cookies import SimpleCookie
 from pathlib import Path
 from urllib.parse import quote, urlencode
+
+from websockets.sync.client import connect as ws_connect
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -142,3 +146,39 @@ class HttpTab:
 
     def close(self) -> None:
         self.connection.close()
+
+
+class SocketTab:
+    """One person's tab sending its messages over its websocket (message.send), as the
+    composer does while its socket is open."""
+
+    def __init__(self, port: int, cookies: dict[str, str], timeout: float = 10.0) -> None:
+        self.timeout = timeout
+        self.socket = ws_connect(
+            f"ws://127.0.0.1:{port}/ws/",
+            origin=f"http://127.0.0.1:{port}",
+            additional_headers={"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())},
+            compression=None,
+            proxy=None,
+            open_timeout=timeout,
+            # Room frames wait here between sends, however many: never push back on the server.
+            max_queue=None,
+        )
+
+    def send_message(self, room_id: int, body: str) -> int:
+        """Send a message and return its id once the server answers; the room's other frames
+        arriving meanwhile are passed over."""
+        token = uuid.uuid4().hex
+        frame = {"type": "message.send", "room": room_id, "body": body, "client_token": token}
+        self.socket.send(json.dumps(frame))
+        deadline = time.monotonic() + self.timeout
+        while True:
+            reply = json.loads(self.socket.recv(timeout=max(0.0, deadline - time.monotonic())))
+            if reply.get("client_token") != token:
+                continue
+            if reply["type"] != "message.sent":
+                raise RuntimeError(f"message.send refused {reply['status']}: {reply['error']}")
+            return reply["id"]
+
+    def close(self) -> None:
+        self.socket.close()

@@ -6,7 +6,10 @@ import { initEmojiPanel } from "./emoji.js";
 import { fillMessageMenu } from "./message_menu.js";
 import { attachedIds, clearAttached, uploadsBusy } from "./uploads.js";
 
-export function initComposer({ roomId, me, placeMessage, csrfHeaders, sendFrame }) {
+// How long a message sent over the socket waits for its answer before going by POST instead.
+const SOCKET_WAIT_MS = 5000;
+
+export function initComposer({ roomId, me, placeMessage, csrfHeaders, sendFrame, ask }) {
   const form = document.getElementById("composer");
   if (!form) return;
   const input = document.getElementById("composer-body");
@@ -44,9 +47,24 @@ export function initComposer({ roomId, me, placeMessage, csrfHeaders, sendFrame 
   }
   let pending = null;  // { text, token } of the message being sent until the server has it
 
+  // Over the open socket first; with no answer from it (closed, or silent for SOCKET_WAIT_MS)
+  // the same message goes by POST with the same token, so it is stored once either way.
   // A dropped connection or a server error (a restarting process, 502/503 from the balancer)
   // is retried a few times with the same token; a refusal (4xx) is shown at once.
   async function postMessage(data) {
+    const answer = await ask({
+      type: "message.send",
+      room: roomId,
+      body: data.get("body") ?? "",
+      attachments: data.getAll("attachments").map(Number),
+      client_token: data.get("client_token"),
+    }, SOCKET_WAIT_MS);
+    if (answer?.type === "message.sent") return answer.html;
+    if (answer?.type === "message.refused") {
+      const failure = new Error(answer.error);
+      failure.status = answer.status;
+      throw failure;
+    }
     for (let attempt = 0; ; attempt += 1) {
       try {
         return await post(form.action, data);

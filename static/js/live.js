@@ -151,6 +151,28 @@ export function sendFrame(frame) {
   if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
 }
 
+// Frames the server answers (message.send), by their client_token, until the answer comes.
+const awaiting = new Map();
+
+// Send a frame that carries a client_token and resolve with the server's answer to it, or with
+// null when there is none: the socket is not open, it closes first, or `waitMs` pass.
+export function ask(frame, waitMs) {
+  if (socket?.readyState !== WebSocket.OPEN) return Promise.resolve(null);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => answer(frame.client_token, null), waitMs);
+    awaiting.set(frame.client_token, { resolve, timer });
+    socket.send(JSON.stringify(frame));
+  });
+}
+
+function answer(token, frame) {
+  const waiting = awaiting.get(token);
+  if (!waiting) return;
+  awaiting.delete(token);
+  clearTimeout(waiting.timer);
+  waiting.resolve(frame);
+}
+
 function reportVisibility() {
   sendFrame({ type: "ping", away: document.visibilityState !== "visible" });
 }
@@ -312,6 +334,7 @@ function connect() {
     let frame;
     try { frame = JSON.parse(event.data); } catch { return; }
     if (frame.ts) since = Math.max(since, frame.ts);
+    if (frame.client_token) answer(frame.client_token, frame);
     handlers[frame.type]?.(frame);
     if (frame.type?.startsWith("call.")) handleCallFrame(frame);
     // Other modules (desktop notifications) listen without live.js knowing them.
@@ -319,6 +342,7 @@ function connect() {
   });
   socket.addEventListener("close", (event) => {
     body.dataset.live = "disconnected";
+    for (const token of [...awaiting.keys()]) answer(token, null);
     if (event.code === 4401 || event.code === 4403) { window.location.reload(); return; }
     document.getElementById("connection").hidden = false;
     const delay = Math.min(5000, 250 * 2 ** retry) * (0.5 + Math.random() / 2);
@@ -387,7 +411,7 @@ document.addEventListener("DOMContentLoaded", () => {
     const isText = (xhr.getResponseHeader("Content-Type") || "").startsWith("text/plain");
     toast(isText ? xhr.responseText : `Something went wrong (${xhr.status}).`);
   });
-  if (roomId) initComposer({ roomId, me, placeMessage, csrfHeaders, sendFrame });
+  if (roomId) initComposer({ roomId, me, placeMessage, csrfHeaders, sendFrame, ask });
   if (roomId) initCalls({ roomId, me, csrfHeaders, sendFrame, toast });
   initShortcuts();
   initMessageMenus();
