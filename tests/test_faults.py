@@ -2,9 +2,10 @@
 
 Real parts only: two server processes and a Celery worker and beat sharing the test database
 and a Redis server of this test's own, an SMTP sink on loopback, `websockets` readers that
-behave like static/js/live.js, and a sender posting through the page's HTTP endpoint with a
-client token per message, retrying like static/js/composer.js. While the sender posts a steady
-stream, the test
+behave like static/js/live.js, and a sender that behaves like static/js/composer.js: a client
+token per message, sent over its websocket first and, when that socket is closed or does not
+answer, posted to the page's HTTP endpoint with the same token, retried until it goes through.
+While the sender posts a steady stream, the test
 
 1. kills one server process (SIGKILL) and starts it again; its readers reconnect to the other;
 2. kills Redis (SIGKILL, no persistence: every queue, counter and subscription is gone) and
@@ -55,6 +56,8 @@ from tests.live import ROOT, AppServer, free_port
 pytestmark = pytest.mark.multiprocess
 
 SEND_INTERVAL = 0.08  # seconds between messages: a steady ~10 messages a second
+# How long the sender waits for its socket's answer before posting (composer.js waits 5 s).
+SOCKET_WAIT = 2.0
 READERS = ("bob", "carol", "dave", "erin")
 CONVERGE_TIMEOUT = 40.0
 REPORT = ROOT / "var" / "faults-report.json"
@@ -115,12 +118,15 @@ class SendLog:
     refused: int = 0  # connection refused or reset, timed out
     server_errors: Counter = field(default_factory=Counter)  # status -> count (all retried)
     answered_by_retry: int = 0  # 200: the message was already stored by an earlier attempt
+    over_socket: int = 0  # answered over the sender's websocket
+    socket_unanswered: int = 0  # the socket was closed or silent: posted instead
     slowest: float = 0.0  # seconds, from the first attempt to the stored answer
 
 
 class Sender(threading.Thread):
-    """Posts `fault-NNNN` messages one after another to the first server that answers, with a
-    fresh client token per message and the same token on every retry of it."""
+    """Sends `fault-NNNN` messages one after another, with a fresh client token per message and
+    the same token on every retry of it: over its websocket while that answers, else posted to
+    the first server that answers."""
 
     def __init__(self, ports: list[int], cookies: dict[str, str], room_id: int) -> None:
         super().__init__(daemon=True)
@@ -131,6 +137,8 @@ class Sender(threading.Thread):
         self.stop = threading.Event()
         self.error: BaseException | None = None
         self.connections: dict[int, http.client.HTTPConnection] = {}
+        self.socket: ClientConnection | None = None
+        self.socket_turns = 0
 
     def request(self, port: int, form: dict) -> tuple[int, str]:
         connection = self.connections.get(port)
@@ -153,10 +161,50 @@ class Sender(threading.Thread):
             del self.connections[port]
             raise
 
+    def over_socket(self, form: dict) -> dict | None:
+        """message.send on the sender's socket (opened on the servers in turn): the answer, or
+        None when the socket cannot be opened, closes or stays silent for SOCKET_WAIT."""
+        frame = {"type": "message.send", "room": self.room_id, **form}
+        try:
+            if self.socket is None:
+                port = self.ports[self.socket_turns % len(self.ports)]
+                self.socket_turns += 1
+                self.socket = connect(
+                    f"ws://127.0.0.1:{port}/ws/",
+                    origin=f"http://127.0.0.1:{port}",
+                    additional_headers={"Cookie": f"sessionid={self.cookies['sessionid']}"},
+                    proxy=None,
+                    open_timeout=SOCKET_WAIT,
+                    close_timeout=1,
+                    max_queue=None,
+                )
+            self.socket.send(json.dumps(frame))
+            deadline = time.monotonic() + SOCKET_WAIT
+            while True:
+                reply = json.loads(self.socket.recv(timeout=max(0, deadline - time.monotonic())))
+                if reply.get("client_token") == form["client_token"]:
+                    return reply
+        except (OSError, TimeoutError, ConnectionClosed, InvalidHandshake):
+            if self.socket is not None:
+                self.socket.close()
+            self.socket = None
+            return None
+
     def send_one(self, seq: int) -> None:
         body = f"fault-{seq:04d}"
         form = {"body": body, "client_token": str(uuid.uuid4())}
         began = time.monotonic()
+        self.log.attempts += 1
+        reply = self.over_socket(form)
+        if reply is not None:
+            if reply["type"] != "message.sent":
+                raise AssertionError(f"message.send {body} refused: {reply}")
+            self.log.over_socket += 1
+            self.log.ids.append(reply["id"])
+            self.log.bodies.append(body)
+            self.log.slowest = max(self.log.slowest, time.monotonic() - began)
+            return
+        self.log.socket_unanswered += 1
         for attempt in range(60):
             port = self.ports[attempt % len(self.ports)]  # a refusal moves on to the other
             self.log.attempts += 1
@@ -188,6 +236,9 @@ class Sender(threading.Thread):
                 time.sleep(SEND_INTERVAL)
         except BaseException as error:  # reported by the test
             self.error = error
+        finally:
+            if self.socket is not None:
+                self.socket.close()
 
 
 # Readers: live.js over a real websocket -----------------------------------------------------
@@ -614,6 +665,8 @@ def test_no_message_or_email_is_lost_or_doubled_through_crashes_and_restarts(sta
         "lost": sum(r["lost"] for r in per_reader.values()),
         "sender": {
             "attempts": sender.log.attempts,
+            "answered_over_the_socket": sender.log.over_socket,
+            "socket_closed_or_silent_then_posted": sender.log.socket_unanswered,
             "refused_or_reset_then_retried": sender.log.refused,
             "5xx_then_retried": dict(sender.log.server_errors),
             "retries_answered_with_the_stored_message": sender.log.answered_by_retry,
