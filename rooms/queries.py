@@ -98,11 +98,12 @@ def member_ids(room: Room) -> list[int]:
 def listening_room_ids(user_id: int) -> list[int]:
     """The rooms whose live events a person's tabs receive: theirs, less direct rooms whose
     other member blocked them."""
-    return list(
-        Membership.objects.filter(user_id=user_id)
-        .exclude(room_id__in=direct_rooms_blocked_for(user_id))
-        .values_list("room_id", flat=True)
-    )
+    rooms = Membership.objects.filter(user_id=user_id)
+    # Most people are blocked by nobody: two plain queries cost half of the one with the
+    # exclusion's subquery (every socket asks as it connects).
+    if blockers_of(user_id).exists():
+        rooms = rooms.exclude(room_id__in=direct_rooms_blocked_for(user_id))
+    return list(rooms.values_list("room_id", flat=True))
 
 
 def room_members(room: Room) -> list[Membership]:

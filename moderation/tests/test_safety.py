@@ -19,7 +19,7 @@ from moderation.actions import (
 from moderation.models import Decision, Reason, Report, ReportStatus, ReviewAction, Warning
 from rooms.actions import do_create_room, do_open_direct, do_send_message
 from rooms.models import Message, RoomKind
-from rooms.queries import address_book, room_list
+from rooms.queries import address_book, listening_room_ids, room_list
 
 
 @pytest.fixture
@@ -192,6 +192,20 @@ def test_blocked_persons_socket_gets_nothing_from_the_direct_room(
     with django_capture_on_commit_callbacks(execute=True):
         do_send_message(alice, room=direct, body="talking to myself")
     assert bob_tabs.frames() == []
+
+
+def test_a_socket_listens_to_every_room_but_a_direct_one_whose_other_member_blocked_you(
+    room, alice, bob, django_assert_num_queries
+):
+    befriend(alice, bob)
+    direct = do_open_direct(alice, other=bob)
+    with django_assert_num_queries(2):
+        assert sorted(listening_room_ids(bob.pk)) == sorted([room.pk, direct.pk])
+    do_block_user(alice, blocked=bob)
+    with django_assert_num_queries(2):
+        assert listening_room_ids(bob.pk) == [room.pk]
+    # The one who blocked still hears the direct room.
+    assert sorted(listening_room_ids(alice.pk)) == sorted([room.pk, direct.pk])
 
 
 def test_blocked_messages_collapse_in_shared_group_rooms(room, alice, bob):
