@@ -42,6 +42,7 @@ class LiveConsumer(MessageFrames, CallFrames, AsyncWebsocketConsumer):
             await self.close(code=4401)
             return
         self.user = user
+        self.session = events.session_digest(self.scope["session"].session_key or "")
         self.group = events.user_group(user.pk)
         # Rooms' frames come through this process's hub; the person's own on this channel.
         self.hub = room_hub.hub()
@@ -197,6 +198,9 @@ class LiveConsumer(MessageFrames, CallFrames, AsyncWebsocketConsumer):
         await self.send(text_data=json.dumps({"type": "error", "error": text}))
 
     async def session_close(self, message: dict) -> None:
+        """A suspension closes every tab of the person; signing out, that session's tabs."""
+        if message.get("session", self.session) != self.session:
+            return
         await self.send(text_data='{"type":"session.ended"}')
         await self.close(code=4403)
 

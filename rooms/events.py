@@ -6,6 +6,7 @@ rendering and encoding cost do not grow with the room's size.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -233,3 +234,17 @@ async def fan_out(
 def close_sockets_on_commit(user_id: int) -> None:
     """Close every open tab of the user once the transaction commits (a suspension)."""
     control_on_commit(user_id, {"type": "session.close"})
+
+
+def session_digest(session_key: str) -> str:
+    """Names a session in a control message without passing its key through Redis."""
+    return hashlib.sha256(session_key.encode()).hexdigest()
+
+
+def close_signed_out_tabs(sender, request, user, **kwargs) -> None:
+    """user_logged_out: the open tabs of the session signing out close (a socket would
+    otherwise keep sending and receiving for it); the person's other sessions keep theirs."""
+    session_key = getattr(request, "session", None) and request.session.session_key
+    if user is not None and session_key:
+        closing = {"type": "session.close", "session": session_digest(session_key)}
+        control_on_commit(user.pk, closing)

@@ -1,18 +1,21 @@
 """Sending a message over the tab's websocket (message.send): stored once, answered before the
-room's frame, and refused with the HTTP endpoint's status and reason, nothing stored."""
+room's frame, and refused with the HTTP endpoint's status and reason, nothing stored. A tab
+whose session signs out is closed: its socket sends nothing more."""
 
 from __future__ import annotations
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
 
 from conftest import befriend, client_for
+from messages_site.asgi import application
 from moderation.actions import do_block_user
 from moderation.ratelimit import forget_all
 from rooms.actions import do_archive_room, do_open_direct
 from rooms.formatting import MAX_MESSAGE_LENGTH
 from rooms.models import Message
-from rooms.tests.test_live import connect, frames
+from rooms.tests.test_live import ORIGIN, connect, frames
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TOKEN = "5b0e2c1a-socket-token"
@@ -186,3 +189,25 @@ async def test_a_blocked_direct_room_refuses_403(alice, bob):
     assert (refused["type"], refused["status"]) == ("message.refused", 403)
     assert await stored(direct) == []
     await socket.disconnect()
+
+
+async def tab_of(client) -> WebsocketCommunicator:
+    cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
+    socket = WebsocketCommunicator(application, "/ws/", headers=[ORIGIN, (b"cookie", cookie)])
+    connected, _ = await socket.connect()
+    assert connected
+    return socket
+
+
+async def test_signing_out_closes_that_session_s_tabs_and_no_other(room, bob):
+    laptop, phone = await database_sync_to_async(lambda: (client_for(bob), client_for(bob)))()
+    laptop_tab, phone_tab = await tab_of(laptop), await tab_of(phone)
+    await database_sync_to_async(laptop.post)("/accounts/logout/")
+
+    assert await laptop_tab.receive_json_from(timeout=5) == {"type": "session.ended"}
+    assert (await laptop_tab.receive_output(timeout=5))["code"] == 4403
+    # The phone's session is still signed in: its tab stays up and sends.
+    await phone_tab.send_json_to(send_frame(room.pk, "Still here"))
+    assert (await answer(phone_tab))["type"] == "message.sent"
+    assert await stored(room) == [(bob.pk, "Still here")]
+    await phone_tab.disconnect()
