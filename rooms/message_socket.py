@@ -8,7 +8,7 @@ Client to server:
 Server to this socket, before the room's own frame for the message:
     {"type": "message.sent", "client_token": "…", "id": 41, "html": "<article …>"}
     {"type": "message.refused", "client_token": "…", "status": 400, "error": "…"}
-The status is the one the HTTP endpoint would give (400, 403, 404, 429).
+The status is the one the HTTP endpoint would give (400, 401, 403, 404, 429).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from channels.db import database_sync_to_async
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 
+from accounts.models import User
+from messages_site.middleware import SignedOutScriptMiddleware
 from moderation import ratelimit
 
 from . import actions
@@ -85,10 +87,16 @@ class MessageFrames:
 
     @database_sync_to_async
     def _post_message(self, room_id: int, body: str, attachments: list[int], token: str) -> dict:
+        # The person as they are now, as a request would have them: a name changed since the
+        # socket opened shows on the message, and a deactivated account sends nothing.
+        sender = User.objects.filter(pk=self.user.pk, is_active=True).first()
+        if sender is None:
+            raise Refused(401, SignedOutScriptMiddleware.SIGNED_OUT)
+        self.user = sender
         try:
-            ratelimit.check("send", user_id=self.user.pk, ip=self.client_ip)
+            ratelimit.check("send", user_id=sender.pk, ip=self.client_ip)
             message = actions.do_send_message(
-                self.user, room=room_id, body=body, attachments=attachments, client_token=token
+                sender, room=room_id, body=body, attachments=attachments, client_token=token
             )
         except (Http404, PermissionDenied, ValidationError, ratelimit.RateLimited) as error:
             raise _refusal(error) from None

@@ -8,6 +8,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
+from accounts.models import User
 from conftest import befriend, client_for
 from messages_site.asgi import application
 from moderation.actions import do_block_user
@@ -211,3 +212,24 @@ async def test_signing_out_closes_that_session_s_tabs_and_no_other(room, bob):
     assert (await answer(phone_tab))["type"] == "message.sent"
     assert await stored(room) == [(bob.pk, "Still here")]
     await phone_tab.disconnect()
+
+
+async def test_a_send_shows_the_name_the_sender_has_now(room, bob):
+    socket = await connect(bob)
+    await database_sync_to_async(User.objects.filter(pk=bob.pk).update)(display_name="Robert")
+    await socket.send_json_to(send_frame(room.pk, "Call me Robert"))
+    sent = await answer(socket)
+    assert "Robert" in sent["html"]
+    assert "Bob Jones" not in sent["html"]
+    await socket.disconnect()
+
+
+async def test_a_deactivated_account_sends_nothing(room, bob):
+    socket = await connect(bob)
+    await database_sync_to_async(User.objects.filter(pk=bob.pk).update)(is_active=False)
+    await socket.send_json_to(send_frame(room.pk, "Am I still here?"))
+    refused = await answer(socket)
+    assert (refused["type"], refused["status"]) == ("message.refused", 401)
+    assert "signed out" in refused["error"]
+    assert await stored(room) == []
+    await socket.disconnect()
