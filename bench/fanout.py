@@ -1,11 +1,13 @@
-"""Live fan-out: how long a message posted over HTTP takes to reach N open websockets.
+"""Live fan-out: how long a message sent takes to reach N open websockets.
 
 One sender posts M messages at R per second through the page endpoint (POST
-/rooms/<id>/messages/, one keep-alive connection, scheduled by absolute time) into a group
-room of N+1 people; each of the N others holds one websocket, spread round-robin over K
-server processes. Prints one JSON object: deliver latency (receive time minus send time, on
-this process's clock), the sender's request latency, delivered/lost/duplicate counts, CPU
-time of this load generator, of the servers and of Redis/PostgreSQL, and the configuration.
+/rooms/<id>/messages/, one keep-alive connection, scheduled by absolute time), or with
+--send-over socket as the composer does (message.send over the sender's own websocket, which
+also receives the room's frames; those are not counted), into a group room of N+1 people;
+each of the N others holds one websocket, spread round-robin over K server processes. Prints
+one JSON object: deliver latency (receive time minus send time, on this process's clock), the
+sender's request latency, delivered/lost/duplicate counts, CPU time of this load generator, of
+the servers and of Redis/PostgreSQL, and the configuration.
 
 The standard run is against PostgreSQL and Redis, from the repository root:
 
@@ -13,7 +15,8 @@ The standard run is against PostgreSQL and Redis, from the repository root:
     REDIS_URL=redis://127.0.0.1:6379/2 .venv/bin/python bench/fanout.py
 
 Options: --clients N (100) --messages M (300) --rate R (20) --servers K (1) --grace S (2)
---senders S (1: concurrent HTTP senders, spread over the servers) --server uvicorn|daphne.
+--senders S (1: concurrent senders, spread over the servers) --server uvicorn|daphne
+--send-over http|socket (http).
 The database must exist (`psql -h 127.0.0.1 -U postgres -c 'create database parley_bench'`);
 the script migrates it, adds its own people and room, and deletes them afterwards. With no
 DATABASE_URL it uses a throw-away SQLite file; with no REDIS_URL, Channels' in-memory layer,
@@ -443,7 +446,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--messages", type=int, default=300, help="messages to send (M)")
     parser.add_argument("--rate", type=float, default=20.0, help="messages per second (R)")
     parser.add_argument("--servers", type=int, default=1, help="server processes (K)")
-    parser.add_argument("--senders", type=int, default=1, help="concurrent HTTP senders")
+    parser.add_argument("--senders", type=int, default=1, help="concurrent senders")
     parser.add_argument("--server", choices=sorted(SERVER_KINDS), default="uvicorn")
     parser.add_argument(
         "--send-over", choices=("http", "socket"), default="http", help="how the senders send"

@@ -6,8 +6,10 @@ rate's deliver p99, lost and duplicates, the load generator's CPU and the load a
     REDIS_URL=redis://127.0.0.1:6379/7 CHANNEL_LAYER_PREFIX=load \\
         .venv/bin/python bench/fanout_load.py
 
-Options: --rates 20,100 --seconds 30 --clients 100 --servers 2 --server uvicorn|daphne.
-Senders: one concurrent HTTP sender per 10 msg/s of rate (at least 2), spread over the servers.
+Options: --rates 20,100 --seconds 30 --clients 100 --servers 2 --server uvicorn|daphne
+--send-over http|socket (http: POST to the page endpoint; socket: message.send over each
+sender's websocket, as the composer sends). Senders: one concurrent sender per 10 msg/s of rate
+(at least 2), spread over the servers.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """Write path: many rooms busy at once; the highest send rate stored and delivered in time.
 
 20 rooms of 5 people, each person with one websocket (spread over two server processes, held
-by generator processes). Concurrent HTTP senders (2 per room, each person's own keep-alive
-connection, spread over the servers) post through the page endpoint at a total rate R, spread
+by generator processes). Concurrent senders (2 per room, spread over the servers) post through
+the page endpoint (each person's own keep-alive connection) or, with --send-over socket, send
+over a websocket of their own as the composer does (a second tab of that person, which receives
+the room's frames too: 7 sockets a room) at a total rate R, spread
 evenly over the rooms; R rises step by step (--rates) for --seconds each, until a step's deliver
 p99 exceeds --stop-p99-ms (1000), a message is not stored or not delivered, or the senders
 fall behind; a step "held" with p99 <= 100 ms, everything stored and delivered, on schedule.
