@@ -132,6 +132,23 @@ def test_log_in_through_the_form_see_rooms_and_log_out(open_page, room, alice, b
     expect(page).to_have_url(re.compile(r"/accounts/login/"))
 
 
+def test_logging_out_signs_out_that_session_s_other_tabs_and_no_other(open_page, room, alice):
+    page = open_page(alice, room.get_absolute_url())
+    same_session = page.context.new_page()
+    same_session.goto(room.get_absolute_url())
+    expect(same_session.locator("body")).to_have_attribute("data-live", "connected")
+    other_session = open_page(alice, room.get_absolute_url())
+
+    page.get_by_role("button", name="Log out").click()
+
+    expect(page).to_have_url(re.compile(r"/accounts/login/$"))
+    # Its socket closed by the server, the other tab of that session reloads to the sign-in page.
+    expect(same_session).to_have_url(re.compile(r"/accounts/login/\?next="))
+    expect(other_session.locator("body")).to_have_attribute("data-live", "connected")
+    send(other_session, "Still signed in here")
+    expect(message(other_session, "Still signed in here")).to_have_count(1)
+
+
 def test_wrong_password_is_refused_on_the_login_form(open_page, alice):
     page = open_page(None, "/accounts/login/")
     page.get_by_label("Username").fill("alice")

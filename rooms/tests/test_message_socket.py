@@ -118,7 +118,7 @@ async def test_an_outsider_gets_404_for_a_room_and_for_none_alike(room, mallory)
         ({"attachments": [0]}, "Those are not files that can be sent."),
         ({"attachments": ["7"]}, "Those are not files that can be sent."),
         ({"attachments": [1] * 101}, "Those are not files that can be sent."),
-        ({"attachments": [10**12]}, "not"),
+        ({"attachments": [10**12]}, "A file is not ready to send"),
         ({"client_token": "not a token!"}, "client token is 8 to 64"),
     ],
 )

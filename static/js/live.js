@@ -22,6 +22,9 @@ const newestInRoom = new Map();
 const gapsAsked = new Set();
 let socket = null;
 let retry = 0;
+// Set once this page starts leaving (a link followed, a form posted: its own Log out).
+let leaving = false;
+window.addEventListener("beforeunload", () => { leaving = true; });
 
 function openRoomId() {
   const room = document.getElementById("room");
@@ -343,7 +346,12 @@ function connect() {
   socket.addEventListener("close", (event) => {
     body.dataset.live = "disconnected";
     for (const token of [...awaiting.keys()]) answer(token, null);
-    if (event.code === 4401 || event.code === 4403) { window.location.reload(); return; }
+    if (event.code === 4401 || event.code === 4403) {
+      // Signed out or suspended: reloading shows the sign-in page. A page already on its way
+      // elsewhere (its own Log out) gets there first; one that stayed (a download) reloads.
+      setTimeout(() => window.location.reload(), leaving ? 3000 : 0);
+      return;
+    }
     document.getElementById("connection").hidden = false;
     const delay = Math.min(5000, 250 * 2 ** retry) * (0.5 + Math.random() / 2);
     retry += 1;
