@@ -163,6 +163,7 @@ class SocketTab:
             open_timeout=timeout,
             # Room frames wait here between sends, however many: never push back on the server.
             max_queue=None,
+            legacy=True,  # held across messages, not one `with` block
         )
 
     def send_message(self, room_id: int, body: str) -> int:

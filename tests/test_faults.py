@@ -177,6 +177,7 @@ class Sender(threading.Thread):
                     open_timeout=SOCKET_WAIT,
                     close_timeout=1,
                     max_queue=None,
+                    legacy=True,  # held across messages, not one `with` block
                 )
             self.socket.send(json.dumps(frame))
             deadline = time.monotonic() + SOCKET_WAIT
