@@ -22,8 +22,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 
 from . import calls, events
+from .forms import MAX_ID
 
-MAX_ID = 2**63 - 1
 MAX_PEER_ID = 32
 FLAGS = ("muted", "camera", "screen", "recording")
 # Call frames per socket: a burst of ICE candidates fits, a flood is refused (a token bucket).

@@ -14,10 +14,9 @@ from django.urls import path
 from django.views.decorators.http import require_GET, require_POST
 
 from . import calls
+from .forms import MAX_ID
 from .fragments import message_html
 from .queries import access_membership
-
-MAX_ID = 2**63 - 1
 
 
 class RecordingForm(forms.Form):

@@ -11,13 +11,13 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from . import events, presence, room_hub
 from .call_socket import CallFrames
+from .forms import MAX_ID
 from .fragments import with_message_html
 from .message_socket import MessageFrames
 from .queries import catch_up, listening_room_ids
 
 # Call signalling (SDP offers) needs more than chat frames do.
 MAX_FRAME_BYTES = 64 * 1024
-MAX_ID = 2**63 - 1  # a database bigint
 MAX_TIMESTAMP = 253402300799  # 9999-12-31, the largest a datetime holds
 # Clients send "typing" at most every few seconds; anything faster is dropped here too.
 TYPING_INTERVAL = 2.0

@@ -66,7 +66,9 @@ class RoleForm(forms.Form):
     )
 
 
-MAX_ID = 2**63 - 1
+MAX_ID = 2**63 - 1  # a database bigint
+# Ids a message may name as its files (the action then checks each one).
+MAX_ATTACHMENT_IDS = 100
 
 
 class PageForm(forms.Form):
@@ -145,7 +147,7 @@ class AttachmentsForm(forms.Form):
             ids = [int(value) for value in values]
         except (TypeError, ValueError):
             raise forms.ValidationError("Those are not files that can be sent.") from None
-        if len(ids) > 100 or not all(0 < pk <= MAX_ID for pk in ids):
+        if len(ids) > MAX_ATTACHMENT_IDS or not all(0 < pk <= MAX_ID for pk in ids):
             raise forms.ValidationError("Those are not files that can be sent.")
         return ids
 

@@ -24,11 +24,8 @@ from messages_site.middleware import SignedOutScriptMiddleware
 from moderation import ratelimit
 
 from . import actions
+from .forms import MAX_ATTACHMENT_IDS, MAX_ID
 from .fragments import message_html
-
-MAX_ID = 2**63 - 1
-# As the HTTP endpoint's AttachmentsForm.
-MAX_ATTACHMENTS = 100
 
 
 class Refused(Exception):
@@ -52,7 +49,7 @@ def parse_send(frame: dict) -> tuple[int, str, list[int]]:
         raise Refused(400, "A message's body is text.")
     if (
         not isinstance(attachments, list)
-        or len(attachments) > MAX_ATTACHMENTS
+        or len(attachments) > MAX_ATTACHMENT_IDS
         or not all(_is_id(pk) for pk in attachments)
     ):
         raise Refused(400, "Those are not files that can be sent.")
