@@ -42,7 +42,7 @@ class LiveConsumer(MessageFrames, CallFrames, AsyncWebsocketConsumer):
             await self.close(code=4401)
             return
         self.user = user
-        self.session = events.session_digest(self.scope["session"].session_key or "")
+        self.session_digest = events.session_digest(self.scope["session"].session_key or "")
         self.group = events.user_group(user.pk)
         # Rooms' frames come through this process's hub; the person's own on this channel.
         self.hub = room_hub.hub()
@@ -199,7 +199,7 @@ class LiveConsumer(MessageFrames, CallFrames, AsyncWebsocketConsumer):
 
     async def session_close(self, message: dict) -> None:
         """A suspension closes every tab of the person; signing out, that session's tabs."""
-        if message.get("session", self.session) != self.session:
+        if message.get("session", self.session_digest) != self.session_digest:
             return
         await self.send(text_data='{"type":"session.ended"}')
         await self.close(code=4403)

@@ -161,25 +161,31 @@ class SocketTab:
             compression=None,
             proxy=None,
             open_timeout=timeout,
+            close_timeout=1,
             # Room frames wait here between sends, however many: never push back on the server.
             max_queue=None,
             legacy=True,  # held across messages, not one `with` block
         )
 
-    def send_message(self, room_id: int, body: str) -> int:
-        """Send a message and return its id once the server answers; the room's other frames
-        arriving meanwhile are passed over."""
-        token = uuid.uuid4().hex
-        frame = {"type": "message.send", "room": room_id, "body": body, "client_token": token}
+    def ask(self, frame: dict) -> dict:
+        """Send a frame carrying a client_token and return the server's answer to it; the room's
+        other frames arriving meanwhile are passed over. TimeoutError without an answer."""
         self.socket.send(json.dumps(frame))
         deadline = time.monotonic() + self.timeout
         while True:
             reply = json.loads(self.socket.recv(timeout=max(0.0, deadline - time.monotonic())))
-            if reply.get("client_token") != token:
-                continue
-            if reply["type"] != "message.sent":
-                raise RuntimeError(f"message.send refused {reply['status']}: {reply['error']}")
-            return reply["id"]
+            if reply.get("client_token") == frame["client_token"]:
+                return reply
+
+    def send_message(self, room_id: int, body: str) -> int:
+        """Send a message and return its id once the server has stored it."""
+        token = uuid.uuid4().hex
+        reply = self.ask(
+            {"type": "message.send", "room": room_id, "body": body, "client_token": token}
+        )
+        if reply["type"] != "message.sent":
+            raise RuntimeError(f"message.send refused {reply['status']}: {reply['error']}")
+        return reply["id"]
 
     def close(self) -> None:
         self.socket.close()

@@ -51,7 +51,7 @@ from conftest import FAST_HASHERS, GENEROUS_RATE_LIMITS, befriend, client_for, m
 from notifications.tests.live import CeleryBeat, CeleryWorker, SmtpSink
 from rooms.actions import do_create_room
 from rooms.models import Message, RoomKind
-from tests.live import ROOT, AppServer, free_port
+from tests.live import ROOT, AppServer, SocketTab, free_port
 
 pytestmark = pytest.mark.multiprocess
 
@@ -137,7 +137,7 @@ class Sender(threading.Thread):
         self.stop = threading.Event()
         self.error: BaseException | None = None
         self.connections: dict[int, http.client.HTTPConnection] = {}
-        self.socket: ClientConnection | None = None
+        self.socket: SocketTab | None = None
         self.socket_turns = 0
 
     def request(self, port: int, form: dict) -> tuple[int, str]:
@@ -164,27 +164,13 @@ class Sender(threading.Thread):
     def over_socket(self, form: dict) -> dict | None:
         """message.send on the sender's socket (opened on the servers in turn): the answer, or
         None when the socket cannot be opened, closes or stays silent for SOCKET_WAIT."""
-        frame = {"type": "message.send", "room": self.room_id, **form}
         try:
             if self.socket is None:
                 port = self.ports[self.socket_turns % len(self.ports)]
                 self.socket_turns += 1
-                self.socket = connect(
-                    f"ws://127.0.0.1:{port}/ws/",
-                    origin=f"http://127.0.0.1:{port}",
-                    additional_headers={"Cookie": f"sessionid={self.cookies['sessionid']}"},
-                    proxy=None,
-                    open_timeout=SOCKET_WAIT,
-                    close_timeout=1,
-                    max_queue=None,
-                    legacy=True,  # held across messages, not one `with` block
-                )
-            self.socket.send(json.dumps(frame))
-            deadline = time.monotonic() + SOCKET_WAIT
-            while True:
-                reply = json.loads(self.socket.recv(timeout=max(0, deadline - time.monotonic())))
-                if reply.get("client_token") == form["client_token"]:
-                    return reply
+                cookies = {"sessionid": self.cookies["sessionid"]}
+                self.socket = SocketTab(port, cookies, timeout=SOCKET_WAIT)
+            return self.socket.ask({"type": "message.send", "room": self.room_id, **form})
         except (OSError, TimeoutError, ConnectionClosed, InvalidHandshake):
             if self.socket is not None:
                 self.socket.close()
