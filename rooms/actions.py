@@ -290,6 +290,10 @@ def do_set_role(actor: User, *, room: Room, user: User, role: Role) -> None:
     _publish_room_updated(room)
 
 
+class SignedOut(PermissionDenied):
+    """The sender's account was deactivated after their socket or request was let in."""
+
+
 @transaction.atomic
 def do_send_message(
     sender: User,
@@ -311,7 +315,12 @@ def do_send_message(
     client_token = check_client_token(client_token)
     # Locked from here to the commit (see _post): checked and written under the same lock.
     room_id = room if isinstance(room, int) else room.pk
-    room = access_membership(sender, room_id, lock_room=True).room
+    membership = access_membership(sender, room_id, lock_room=True, with_user=True)
+    # The sender as stored now, read with the lock: a socket's person may have been renamed
+    # (the message shows the new name) or deactivated since the socket opened.
+    sender, room = membership.user, membership.room
+    if not sender.is_active:
+        raise SignedOut("This account can no longer send messages.")
     check_writable(room)
     to_attach = _check_attachments(sender, room, attachments)
     # A message of files alone needs no text.
@@ -358,6 +367,7 @@ def _create_once(sender: User, room: Room, client_token: str, **fields) -> Messa
             )
     except IntegrityError:
         earlier = Message.objects.get(sender=sender, client_token=client_token)
+    earlier.sender = sender
     if earlier.room_id != room.pk:
         raise ValidationError("That client token was already used for a message elsewhere.")
     earlier.retried = True

@@ -19,7 +19,6 @@ from channels.db import database_sync_to_async
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 
-from accounts.models import User
 from messages_site.middleware import SignedOutScriptMiddleware
 from moderation import ratelimit
 
@@ -57,6 +56,8 @@ def parse_send(frame: dict) -> tuple[int, str, list[int]]:
 
 
 def _refusal(error: Exception) -> Refused:
+    if isinstance(error, actions.SignedOut):
+        return Refused(401, SignedOutScriptMiddleware.SIGNED_OUT)
     if isinstance(error, Http404):
         return Refused(404, "No such room.")
     if isinstance(error, ValidationError):
@@ -84,19 +85,17 @@ class MessageFrames:
 
     @database_sync_to_async
     def _post_message(self, room_id: int, body: str, attachments: list[int], token: str) -> dict:
-        # The person as they are now, as a request would have them: a name changed since the
-        # socket opened shows on the message, and a deactivated account sends nothing.
-        sender = User.objects.filter(pk=self.user.pk, is_active=True).first()
-        if sender is None:
-            raise Refused(401, SignedOutScriptMiddleware.SIGNED_OUT)
-        self.user = sender
         try:
-            ratelimit.check("send", user_id=sender.pk, ip=self.client_ip)
+            ratelimit.check("send", user_id=self.user.pk, ip=self.client_ip)
+            # The send reads the person as they are now, as a request would have them: a name
+            # changed since the socket opened shows on the message; a deactivated account
+            # sends nothing (SignedOut).
             message = actions.do_send_message(
-                sender, room=room_id, body=body, attachments=attachments, client_token=token
+                self.user, room=room_id, body=body, attachments=attachments, client_token=token
             )
         except (Http404, PermissionDenied, ValidationError, ratelimit.RateLimited) as error:
             raise _refusal(error) from None
+        self.user = message.sender
         return {"type": "message.sent", "id": message.pk, "html": message_html(message)}
 
     @property

@@ -32,11 +32,17 @@ from .models import Attachment, Link, Membership, Message, Note, Reaction, Role,
 
 
 def access_membership(
-    user: User, room_id: int, *, min_role: Role = Role.MEMBER, lock_room: bool = False
+    user: User,
+    room_id: int,
+    *,
+    min_role: Role = Role.MEMBER,
+    lock_room: bool = False,
+    with_user: bool = False,
 ) -> Membership:
     """The user's membership of the room, with the room; `lock_room` (inside a transaction)
-    also locks the room's row until the commit, so the room read is the room written."""
-    memberships = Membership.objects.select_related("room")
+    also locks the room's row until the commit, so the room read is the room written.
+    `with_user` reads the person too, as stored now (`membership.user`), in the same query."""
+    memberships = Membership.objects.select_related("room", *(["user"] if with_user else []))
     if lock_room:
         memberships = memberships.select_for_update(no_key=True, of=("room",))
     try:

@@ -2,9 +2,13 @@ from __future__ import annotations
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection
 from django.http import Http404
+from django.test.utils import CaptureQueriesContext
 
+from accounts.models import User
 from rooms.actions import (
+    SignedOut,
     do_delete_message,
     do_edit_message,
     do_mark_read,
@@ -188,3 +192,26 @@ def test_a_new_message_publishes_the_list_entry_a_fresh_read_would_render(
     (event,) = [f for f in listener.frames() if f["type"] == "message.new"]
     assert event["room_html"] == room_item_html(room_for_event(where.pk))
     assert "the entry shows **this**" in event["room_html"]
+
+
+def test_a_send_reads_its_sender_afresh_with_the_room_lock(room, bob):
+    stale = User.objects.get(pk=bob.pk)  # as a socket opened an hour ago holds them
+    User.objects.filter(pk=bob.pk).update(display_name="Robert")
+    with CaptureQueriesContext(connection) as captured:
+        message = do_send_message(stale, room=room.pk, body="hi", client_token="a-token-1")
+    assert message.sender.name == "Robert"
+    statements = [
+        q["sql"].split()[0]
+        for q in captured.captured_queries
+        if not q["sql"].startswith(("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"))
+    ]
+    # The room's lock read with the membership and the person; the insert; room and reader.
+    assert statements == ["SELECT", "INSERT", "UPDATE", "UPDATE"]
+
+
+def test_a_deactivated_sender_stores_nothing(room, bob):
+    stale = User.objects.get(pk=bob.pk)
+    User.objects.filter(pk=bob.pk).update(is_active=False)
+    with pytest.raises(SignedOut):
+        do_send_message(stale, room=room.pk, body="hi")
+    assert not Message.objects.filter(room=room).exists()
