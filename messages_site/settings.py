@@ -325,6 +325,9 @@ PARLEY_INBOUND_MAX_BYTES = env_int("PARLEY_INBOUND_MAX_BYTES", 10 * 1024 * 1024)
 # "Immediately" waits this long so that a burst in one room makes one email, and a message
 # read meanwhile makes none.
 PARLEY_NOTIFY_BATCH_SECONDS = env_int("PARLEY_NOTIFY_BATCH_SECONDS", 120)
+# A sent message's emails are queued this long after it, by one task per room that takes every
+# message sent there meanwhile (notifications/dispatch.py); 0 queues a task per message.
+PARLEY_NOTIFY_ROOM_DELAY_SECONDS = env_int("PARLEY_NOTIFY_ROOM_DELAY_SECONDS", 1)
 # A sender that stops renewing its claim on due emails for this long is taken to be dead, and
 # another sends them (the same Message-ID, should the dead one have got one out).
 PARLEY_NOTIFY_CLAIM_LEASE_SECONDS = env_int("PARLEY_NOTIFY_CLAIM_LEASE_SECONDS", 120)

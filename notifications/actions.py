@@ -4,7 +4,8 @@ The pipeline, run by Celery tasks (never in a request):
 
 1. `queue_message_emails(message_id)` puts the message into each wanting recipient's open
    `EmailBatch` for the room, or opens one due at the end of the batching window (or at the
-   next digest time).
+   next digest time). `queue_room_emails(room_id)` runs it for each of a room's messages
+   still waiting for it (`Message.emails_queued`), a task per busy room, not per message.
 2. `send_due_emails()` claims due batches with a conditional UPDATE, renders one email per
    batch with only what is still unread, sends it, and marks it sent.
 """
@@ -16,14 +17,14 @@ import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import get_connection
 from django.db import IntegrityError, transaction
-from django.db.models import F, Prefetch, Q
+from django.db.models import F, Prefetch, Q, QuerySet
 from django.db.models.functions import Greatest, Least
 from django.http import Http404
 from django.utils import timezone
@@ -239,28 +240,42 @@ def queue_message_emails(message_id: int) -> int:
     return len(wanted)
 
 
+def queue_room_emails(room_id: int) -> int:
+    """Queue the emails of the room's messages waiting for them, oldest first, at most
+    SEND_CHUNK; returns how many. What `tasks.room_messages_sent` runs.
+
+    Like the sweep, it leaves alone messages older than LEFT_BEHIND_WITHIN.
+    """
+    waiting = _waiting_for_emails(timezone.now()).filter(room_id=room_id).order_by("pk")
+    return _queue_and_answer(list(waiting.values_list("pk", flat=True)[:SEND_CHUNK]))
+
+
 def queue_left_behind() -> int:
-    """Queue the emails of recent messages whose `message_sent` task never ran; returns how many.
+    """Queue the emails of recent messages whose room task never ran; returns how many.
 
     The database, not the broker, decides what is still to do: a task lost with a killed
     worker or a restarted Redis is made up for here (the beat runs this with each sweep).
     """
     now = timezone.now()
-    left = list(
-        Message.objects.filter(
-            emails_queued=False,
-            created__lt=now - LEFT_BEHIND_AFTER,
-            created__gte=now - LEFT_BEHIND_WITHIN,
-        )
-        .order_by("created")
-        .values_list("pk", flat=True)[:SEND_CHUNK]
-    )
-    for message_id in left:
-        queue_message_emails(message_id)
+    left = _waiting_for_emails(now).filter(created__lt=now - LEFT_BEHIND_AFTER).order_by("created")
+    queued = _queue_and_answer(list(left.values_list("pk", flat=True)[:SEND_CHUNK]))
+    if queued:
+        log.warning("Queued the emails of %d messages whose task was lost", queued)
+    return queued
+
+
+def _waiting_for_emails(now: datetime) -> QuerySet[Message]:
+    # Read through the partial index message_emails_not_queued: only messages still waiting.
+    return Message.objects.filter(emails_queued=False, created__gte=now - LEFT_BEHIND_WITHIN)
+
+
+def _queue_and_answer(message_ids: list[int]) -> int:
+    for message_id in message_ids:
+        # The answers first: a run that dies between the two leaves the message waiting, and
+        # the run that takes it again posts no second answer (see `_post_auto_reply`).
         post_auto_replies(message_id)
-    if left:
-        log.warning("Queued the emails of %d messages whose task was lost", len(left))
-    return len(left)
+        queue_message_emails(message_id)
+    return len(message_ids)
 
 
 def _send_when_due(room_id: int, *, opened: bool) -> None:

@@ -338,7 +338,7 @@ def do_send_message(
     )
     if getattr(message, "retried", False):
         return message
-    transaction.on_commit(partial(notifications_dispatch.message_sent, message.pk))
+    transaction.on_commit(partial(notifications_dispatch.message_sent, message.room_id))
     return message
 
 

@@ -298,7 +298,7 @@ def do_start_call(user: User, *, room_id: int, kind: str, channel_name: str) -> 
         kind=MessageKind.SYSTEM,
     )
     # The start notifies like a message does: email per each member's settings, desktop.
-    transaction.on_commit(partial(notifications_dispatch.message_sent, message.pk))
+    transaction.on_commit(partial(notifications_dispatch.message_sent, message.room_id))
     seat = _seat(user, call, channel_name)
     _publish(seat.call, "call.started", peer=seat.peer_id)
     return seat
