@@ -60,7 +60,7 @@ from bench.common import (  # noqa: E402
     setup_django,
     summary_ms,
 )
-from bench.load import SERVER_KINDS  # noqa: E402
+from bench.load import SERVER_KINDS, vacuum_churned_tables  # noqa: E402
 from bench.load import servers as server_processes  # noqa: E402
 from tests.live import HttpTab, SocketTab  # noqa: E402
 
@@ -187,6 +187,7 @@ def prepare(clients: int) -> Cast:
     from accounts.models import User
     from rooms.models import Membership, Role, Room, RoomKind
 
+    vacuum_churned_tables()
     run = uuid.uuid4().hex[:8]
     password = make_password("bench-password")
     with transaction.atomic():
