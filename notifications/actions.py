@@ -270,12 +270,20 @@ def _waiting_for_emails(now: datetime) -> QuerySet[Message]:
 
 
 def _queue_and_answer(message_ids: list[int]) -> int:
+    """Answer and queue each message; returns how many were done. One that fails is logged and
+    stays waiting (the sweep tries it again): it must not hold back the rest of its room."""
+    done = 0
     for message_id in message_ids:
-        # The answers first: a run that dies between the two leaves the message waiting, and
-        # the run that takes it again posts no second answer (see `_post_auto_reply`).
-        post_auto_replies(message_id)
-        queue_message_emails(message_id)
-    return len(message_ids)
+        try:
+            # The answers first: a run that dies between the two leaves the message waiting,
+            # and the run that takes it again posts no second answer (see `_post_auto_reply`).
+            post_auto_replies(message_id)
+            queue_message_emails(message_id)
+        except Exception:
+            log.exception("Could not queue the emails of message %s; it stays waiting", message_id)
+        else:
+            done += 1
+    return done
 
 
 def _send_when_due(room_id: int, *, opened: bool) -> None:

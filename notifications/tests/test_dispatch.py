@@ -211,3 +211,30 @@ def test_a_full_chunk_hands_the_rest_to_another_task(broker, monkeypatch, room, 
     assert room_messages_sent(*again.args) == 1
     assert not waiting.all().exists()
     assert len(queued(broker)) == 1  # a chunk not full hands on nothing
+
+
+def test_a_message_that_cannot_be_queued_does_not_hold_back_its_room(
+    monkeypatch, caplog, room, alice, bob, carol
+):
+    stuck, fine = store_quietly(alice, room, "stuck"), store_quietly(alice, room, "fine")
+    queue_one = actions.queue_message_emails
+
+    def failing_for_stuck(message_id: int) -> int:
+        if message_id == stuck.pk:
+            raise RuntimeError("a fault in one message's step")
+        return queue_one(message_id)
+
+    monkeypatch.setattr(actions, "queue_message_emails", failing_for_stuck)
+    with caplog.at_level(logging.ERROR, logger="notifications.actions"):
+        assert room_messages_sent(room.pk) == 1
+    assert f"Could not queue the emails of message {stuck.pk}" in caplog.text
+    waiting = Message.objects.filter(room=room, emails_queued=False)
+    assert list(waiting) == [stuck]  # left for the sweep to try again
+    assert Message.objects.get(pk=fine.pk).emails_queued
+    make_due()
+    actions.send_due_emails()
+    assert {m.to[0] for m in mail.outbox} == {
+        "Bob Jones <bob@example.com>",
+        "Carol Chen <carol@example.com>",
+    }
+    assert all("fine" in m.body for m in mail.outbox)
