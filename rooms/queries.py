@@ -135,12 +135,14 @@ NAME_FIELDS = ("username", "first_name", "last_name", "display_name")
 def _with_direct_members(rooms: Iterable[Room]) -> None:
     """Load the two members of each direct room among `rooms` as `direct_members`: their
     names title the room. Other rooms are left alone (one query, none without a direct room)."""
+    direct = [room for room in rooms if room.is_direct]
+    if not direct:
+        return  # every group room's message passes here: not even the queryset is built
     members = Membership.objects.select_related("user").only(
         "room_id", "user_id", *(f"user__{field}" for field in NAME_FIELDS)
     )
     prefetch_related_objects(
-        [room for room in rooms if room.is_direct],
-        Prefetch("memberships", queryset=members, to_attr="direct_members"),
+        direct, Prefetch("memberships", queryset=members, to_attr="direct_members")
     )
 
 
