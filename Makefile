@@ -49,7 +49,7 @@ cluster: $(VENV)/.runtime nginx
 	DATABASE_URL=$(CLUSTER_DATABASE_URL) REDIS_URL=$(CLUSTER_REDIS_URL) \
 		$(VENV)/bin/honcho -f deploy/Procfile -d . start
 
-test: $(VENV)/.test chromium
+test: $(VENV)/.test chromium nginx
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.test

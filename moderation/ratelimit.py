@@ -95,7 +95,8 @@ def forget_all() -> None:
 
 
 def client_ip(request: HttpRequest) -> str:
-    # Behind a proxy, set the proxy to overwrite REMOTE_ADDR (never trust X-Forwarded-For here).
+    # Behind a proxy, the server sets this from the proxy's X-Forwarded-For, and only from a
+    # proxy it trusts (deploy/Procfile); it is never read from a header here.
     return request.META.get("REMOTE_ADDR", "") or "unknown"
 
 

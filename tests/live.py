@@ -42,8 +42,15 @@ def database_url(settings_dict: dict) -> str:
 class AppServer:
     """A Uvicorn process serving Parley on a free loopback port, as `make run` does."""
 
-    def __init__(self, *, env: dict[str, str] | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+        behind_proxy: bool = False,
+    ) -> None:
         self.port = port or free_port()
+        self.behind_proxy = behind_proxy
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/ws/"
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
@@ -51,8 +58,13 @@ class AppServer:
         self.log_path = ROOT / "var" / f"server-{self.port}.log"
 
     def command(self) -> list[str]:
-        # The options of deploy/Procfile: no lifespan events (Channels has none), the client's
-        # address is the socket's (X-Forwarded-For is not trusted), idle keep-alive kept 75 s.
+        # The options of `make run`, or with `behind_proxy` of deploy/Procfile: no lifespan
+        # events (Channels has none); the client's address is the socket's, or behind a proxy
+        # the one its X-Forwarded-For names; idle keep-alive kept 75 s.
+        if self.behind_proxy:
+            client_address = ["--proxy-headers", "--forwarded-allow-ips", "127.0.0.1"]
+        else:
+            client_address = ["--no-proxy-headers"]
         return [
             sys.executable,
             "-m",
@@ -63,7 +75,7 @@ class AppServer:
             str(self.port),
             "--lifespan",
             "off",
-            "--no-proxy-headers",
+            *client_address,
             "--timeout-keep-alive",
             "75",
             "messages_site.asgi:application",
@@ -111,14 +123,29 @@ class AppServer:
 
 
 class HttpTab:
-    """One person's keep-alive HTTP/1.1 connection to one server, keeping their cookies."""
+    """One person's keep-alive HTTP/1.1 connection to one server, keeping their cookies;
+    `source` is the loopback address it connects from (127.0.0.2 is another machine to a
+    server's rate limits)."""
 
-    def __init__(self, port: int, cookies: dict[str, str], timeout: float = 10.0) -> None:
-        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    def __init__(
+        self,
+        port: int,
+        cookies: dict[str, str],
+        timeout: float = 10.0,
+        source: str | None = None,
+    ) -> None:
+        self.connection = http.client.HTTPConnection(
+            "127.0.0.1", port, timeout=timeout, source_address=(source, 0) if source else None
+        )
         self.cookies = dict(cookies)
 
-    def request(self, method: str, path: str, form: dict | None = None) -> tuple[int, str]:
-        headers = {"Cookie": "; ".join(f"{name}={value}" for name, value in self.cookies.items())}
+    def request(
+        self, method: str, path: str, form: dict | None = None, headers: dict | None = None
+    ) -> tuple[int, str]:
+        headers = {
+            **(headers or {}),
+            "Cookie": "; ".join(f"{name}={value}" for name, value in self.cookies.items()),
+        }
         body = None
         if form is not None:
             body = urlencode(form)
@@ -150,9 +177,15 @@ class HttpTab:
 
 class SocketTab:
     """One person's tab sending its messages over its websocket (message.send), as the
-    composer does while its socket is open."""
+    composer does while its socket is open. `source` as for HttpTab."""
 
-    def __init__(self, port: int, cookies: dict[str, str], timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        port: int,
+        cookies: dict[str, str],
+        timeout: float = 10.0,
+        source: str | None = None,
+    ) -> None:
         self.timeout = timeout
         self.socket = ws_connect(
             f"ws://127.0.0.1:{port}/ws/",
@@ -165,6 +198,7 @@ class SocketTab:
             # Room frames wait here between sends, however many: never push back on the server.
             max_queue=None,
             legacy=True,  # held across messages, not one `with` block
+            **({"source_address": (source, 0)} if source else {}),
         )
 
     def ask(self, frame: dict) -> dict:
