@@ -30,7 +30,8 @@ run: $(VENV)/.runtime
 	$(PY) manage.py seed_demo
 	@echo "Parley is on http://127.0.0.1:$(PORT)/ — log in as alice, bob, carol or dave."
 	DEBUG=$${DEBUG:-true} $(VENV)/bin/uvicorn --host 127.0.0.1 --port $(PORT) --lifespan off \
-		--no-proxy-headers --timeout-keep-alive 75 messages_site.asgi:application
+		--no-proxy-headers --timeout-keep-alive 75 --ws-per-message-deflate false \
+		messages_site.asgi:application
 
 # Two Uvicorn processes behind nginx on :8000, a Celery worker and beat, on PostgreSQL + Redis.
 CLUSTER_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/parley

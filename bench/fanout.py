@@ -236,7 +236,9 @@ class Connected:
     failures: list[str] = field(default_factory=list)
 
 
-async def open_sockets(servers, sessions: list[str], cookie_name: str) -> Connected:
+async def open_sockets(
+    servers, sessions: list[str], cookie_name: str, compression: str = "deflate"
+) -> Connected:
     """One socket per session, round-robin over the servers.
 
     A handshake the server refuses or drops (Daphne gives up after 5 s when connecting is
@@ -254,7 +256,9 @@ async def open_sockets(servers, sessions: list[str], cookie_name: str) -> Connec
                         server.ws_url,
                         origin=server.url,
                         additional_headers={"Cookie": f"{cookie_name}={session}"},
-                        compression=None,
+                        # "deflate" offers permessage-deflate, as every browser does (the
+                        # servers decline it: deploy/Procfile).
+                        compression=None if compression == "none" else compression,
                         proxy=None,
                         open_timeout=CONNECT_TIMEOUT,
                     )
@@ -310,7 +314,7 @@ async def settle(sinks: list[list], server_pids: list[int]) -> int:
 
 async def measure(args, servers, cast: Cast, cookie_name: str) -> dict:
     began = time.monotonic()
-    connection = await open_sockets(servers, cast.receiver_sessions, cookie_name)
+    connection = await open_sockets(servers, cast.receiver_sessions, cookie_name, args.compression)
     sockets = connection.sockets
     connected_at = time.monotonic()
     sinks: list[list[tuple[float, str]]] = [[] for _ in sockets]
@@ -453,6 +457,12 @@ def parse_args() -> argparse.Namespace:
         "--send-over", choices=("http", "socket"), default="http", help="how the senders send"
     )
     parser.add_argument("--grace", type=float, default=2.0, help="seconds to wait for stragglers")
+    parser.add_argument(
+        "--compression",
+        choices=("none", "deflate"),
+        default="deflate",
+        help="what the receivers' handshakes offer (browsers offer deflate)",
+    )
     args = parser.parse_args()
     if min(args.clients, args.messages, args.servers, args.senders) < 1 or args.rate <= 0:
         parser.error("clients, messages, servers and rate must be positive")
@@ -475,6 +485,7 @@ def run(args) -> dict:
         "senders": args.senders,
         "send_over": args.send_over,
         "server": args.server,
+        "compression": args.compression,
         "grace_s": args.grace,
         "database": connection.vendor,
         "channel_layer": settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1],

@@ -38,6 +38,8 @@ def main() -> None:
     parser.add_argument("--servers", type=int, default=2)
     parser.add_argument("--server", choices=sorted(SERVER_KINDS), default="uvicorn")
     parser.add_argument("--send-over", choices=("http", "socket"), default="http")
+    # What the receivers' handshakes offer: browsers offer permessage-deflate.
+    parser.add_argument("--compression", choices=("none", "deflate"), default="deflate")
     options = parser.parse_args()
     os.environ.setdefault("PASSWORD_HASHERS", FAST_HASHERS)
     machine = Machine()
@@ -51,6 +53,7 @@ def main() -> None:
             senders=max(2, math.ceil(rate / 10)),
             server=options.server,
             send_over=options.send_over,
+            compression=options.compression,
             grace=2.0,
         )
         progress("fanout_load", f"{rate:g} msg/s for {options.seconds:g}s")
@@ -103,6 +106,7 @@ def main() -> None:
                     "servers": options.servers,
                     "server": options.server,
                     "send_over": options.send_over,
+                    "compression": options.compression,
                 },
                 "steps": steps,
                 "machine": machine.finish(),

@@ -350,7 +350,8 @@ async def _worker(conn, spec: WorkerSpec) -> None:
                         server[1],
                         origin=server[0],
                         additional_headers={"Cookie": f"{spec.cookie_name}={session}"},
-                        compression=None,
+                        # Offered, as browsers do; the servers decline it (deploy/Procfile).
+                        compression="deflate",
                         proxy=None,
                         open_timeout=60,
                         ping_interval=None,

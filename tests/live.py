@@ -6,6 +6,7 @@ import http.client
 import json
 import os
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -26,6 +27,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def procfile_command(process: str) -> list[str]:
+    for line in (ROOT / "deploy" / "Procfile").read_text().splitlines():
+        if line.startswith(f"{process}:"):
+            return shlex.split(line.partition(":")[2])
+    raise RuntimeError(f"deploy/Procfile has no {process!r} process")
+
+
 def database_url(settings_dict: dict) -> str:
     """The DATABASE_URL that points another process at the same database."""
     engine = settings_dict["ENGINE"]
@@ -40,17 +48,10 @@ def database_url(settings_dict: dict) -> str:
 
 
 class AppServer:
-    """A Uvicorn process serving Parley on a free loopback port, as `make run` does."""
+    """A Uvicorn process serving Parley on a free loopback port, as deploy/Procfile runs it."""
 
-    def __init__(
-        self,
-        *,
-        env: dict[str, str] | None = None,
-        port: int | None = None,
-        behind_proxy: bool = False,
-    ) -> None:
+    def __init__(self, *, env: dict[str, str] | None = None, port: int | None = None) -> None:
         self.port = port or free_port()
-        self.behind_proxy = behind_proxy
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/ws/"
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
@@ -58,28 +59,12 @@ class AppServer:
         self.log_path = ROOT / "var" / f"server-{self.port}.log"
 
     def command(self) -> list[str]:
-        # The options of `make run`, or with `behind_proxy` of deploy/Procfile: no lifespan
-        # events (Channels has none); the client's address is the socket's, or behind a proxy
-        # the one its X-Forwarded-For names; idle keep-alive kept 75 s.
-        if self.behind_proxy:
-            client_address = ["--proxy-headers", "--forwarded-allow-ips", "127.0.0.1"]
-        else:
-            client_address = ["--no-proxy-headers"]
-        return [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--lifespan",
-            "off",
-            *client_address,
-            "--timeout-keep-alive",
-            "75",
-            "messages_site.asgi:application",
-        ]
+        """deploy/Procfile's web process on this port: tests and benches run its options."""
+        program, *options = procfile_command("web1")
+        if not program.endswith("/uvicorn"):
+            raise RuntimeError(f"deploy/Procfile's web1 no longer runs Uvicorn: {program}")
+        options[options.index("--port") + 1] = str(self.port)
+        return [sys.executable, "-m", "uvicorn", *options]
 
     def start(self, timeout: float = 30.0) -> AppServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -48,7 +48,7 @@ def nginx_config(listen_port: int, upstream_port: int) -> str:
 
 @pytest.fixture(scope="module")
 def front_door(test_database_url) -> Iterator[int]:
-    """nginx's port, in front of one server process that believes its X-Forwarded-For."""
+    """nginx's port, in front of one server process."""
     nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
     if nginx is None:
         pytest.skip("nginx is not installed (make test installs Debian's nginx-light)")
@@ -63,7 +63,7 @@ def front_door(test_database_url) -> Iterator[int]:
     prefix = ROOT / "var" / f"nginx-test-{port}"
     for folder in ("logs", "tmp"):
         (prefix / folder).mkdir(parents=True, exist_ok=True)
-    with AppServer(env=env, behind_proxy=True) as server:
+    with AppServer(env=env) as server:
         (prefix / "nginx.conf").write_text(nginx_config(port, server.port))
         process = subprocess.Popen(
             [nginx, "-p", f"{prefix}/", "-c", "nginx.conf", "-g", "daemon off;"],

@@ -1,10 +1,14 @@
-"""The server process as deploy/Procfile runs it (tests/live.py AppServer): what a load balancer
-or a browser in front of it relies on."""
+"""The server process as deploy/Procfile runs it (tests/live.py AppServer takes its options from
+there): what a load balancer or a browser in front of it relies on."""
 
 from __future__ import annotations
 
 import http.client
 import time
+
+from websockets.sync.client import connect
+
+from conftest import client_for
 
 # Longer than Uvicorn's own default (5 s), after which it closes an idle keep-alive connection.
 IDLE_SECONDS = 6.5
@@ -26,3 +30,19 @@ def test_an_idle_keep_alive_connection_is_still_served(app_server):
         assert again.status == 200
     finally:
         connection.close()
+
+
+def test_websocket_frames_are_not_compressed(app_server, transactional_db, alice):
+    """Browsers offer permessage-deflate; compressing every frame for every socket cost a
+    fan-out 23 % more server CPU (docs/BENCHMARKS.md, "Compression"), so it is declined."""
+    session = client_for(alice).cookies["sessionid"].value
+    with connect(
+        app_server.ws_url,
+        origin=app_server.url,
+        additional_headers={"Cookie": f"sessionid={session}"},
+        compression="deflate",  # what a browser offers
+        proxy=None,
+        open_timeout=10,
+    ) as socket:
+        assert socket.response.status_code == 101
+        assert "Sec-WebSocket-Extensions" not in socket.response.headers
