@@ -165,7 +165,7 @@ if REDIS_URL:
     }
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "messages_site.redis_pool.SharedClientRedisCache",
             "LOCATION": REDIS_URL,
             "OPTIONS": {"pool_class": "messages_site.redis_pool.SharedConnectionPool"},
         }
