@@ -9,16 +9,14 @@ machines as far as nginx and the rate limits can tell.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from conftest import FAST_HASHERS, GENEROUS_RATE_LIMITS, PASSWORD, client_for
 from moderation import ratelimit
-from tests.live import ROOT, AppServer, HttpTab, SocketTab, free_port
+from tests.live import ROOT, AppServer, HttpTab, SocketTab, free_port, wait_until_listening
 
 pytestmark = pytest.mark.multiprocess
 
@@ -65,31 +63,20 @@ def front_door(test_database_url) -> Iterator[int]:
         (prefix / folder).mkdir(parents=True, exist_ok=True)
     with AppServer(env=env) as server:
         (prefix / "nginx.conf").write_text(nginx_config(port, server.port))
-        process = subprocess.Popen(
-            [nginx, "-p", f"{prefix}/", "-c", "nginx.conf", "-g", "daemon off;"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        output = prefix / "logs" / "output.log"
+        with output.open("wb") as log:
+            process = subprocess.Popen(
+                [nginx, "-p", f"{prefix}/", "-c", "nginx.conf", "-g", "daemon off;"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         try:
-            wait_for_port(port, process)
+            wait_until_listening(port, process, "nginx", 10, output.read_text)
             yield port
         finally:
             process.terminate()
             process.wait(timeout=10)
             shutil.rmtree(prefix, ignore_errors=True)
-
-
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"nginx exited: {process.stderr.read().decode(errors='replace')}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nginx did not listen on {port} within {timeout}s")
 
 
 @pytest.fixture

@@ -10,10 +10,8 @@ from __future__ import annotations
 import io
 import os
 import secrets
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from email.message import Message
@@ -25,7 +23,7 @@ from PIL import Image
 from conftest import client_for
 from rooms.models import Attachment
 from rooms.tests.test_files import eager_celery  # noqa: F401
-from tests.live import free_port
+from tests.live import free_port, wait_until_listening
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,18 +45,8 @@ def moto_url(tmp_path_factory) -> Iterator[str]:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 30
     try:
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError(f"moto_server exited:\n{log_path.read_text()[-2000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        wait_until_listening(port, server, "moto_server", log=lambda: log_path.read_text()[-2000:])
         yield f"http://127.0.0.1:{port}"
     finally:
         server.terminate()
