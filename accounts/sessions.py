@@ -7,9 +7,13 @@ transactions where one INSERT does. Here the old session is deleted and the new 
 when the response saves the session, as Django's own `flush()` leaves it. A new key is not
 looked up first either: the INSERT's primary key refuses a taken one and `create()` tries
 another (`CreateError`).
+
+A loaded session also knows when it ends (`expires_at`, as stored): an open websocket closes then.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
@@ -17,6 +21,14 @@ from django.utils.crypto import get_random_string
 
 
 class SessionStore(DatabaseSessionStore):
+    # When the stored session ends; None until it is loaded, and for no session.
+    expires_at: datetime | None = None
+
+    def _get_session_from_db(self):
+        stored = super()._get_session_from_db()
+        self.expires_at = stored.expire_date if stored else None
+        return stored
+
     def cycle_key(self) -> None:
         data, old_key = self._session, self.session_key
         self._session_key = None  # made by save(), which then INSERTs
@@ -27,3 +39,10 @@ class SessionStore(DatabaseSessionStore):
 
     def _get_new_session_key(self) -> str:
         return get_random_string(32, VALID_KEY_CHARS)
+
+
+def session_expiry(session_key: str) -> datetime | None:
+    """When the session ends as stored now (saving a session moves it), or None: it ended."""
+    store = SessionStore(session_key)
+    store.load()
+    return store.expires_at

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from datetime import UTC, datetime
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.utils import timezone
+
+from accounts.sessions import session_expiry
 
 from . import events, presence, room_hub
 from .call_socket import CallFrames
@@ -31,6 +35,8 @@ class LiveConsumer(MessageFrames, CallFrames, AsyncWebsocketConsumer):
     presence_reported: presence.State | None = None
     # Handling a message of its own; rooms' messages from the hub wait in `held` meanwhile.
     busy: bool = False
+    # Closes the socket when its session ends (session_watch).
+    session_watcher: asyncio.Task | None = None
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -53,8 +59,25 @@ class LiveConsumer(MessageFrames, CallFrames, AsyncWebsocketConsumer):
             await self.hub.join(room_id, self)
         await self.accept()
         await self.set_presence("online")
+        session = self.scope["session"]
+        self.session_watcher = asyncio.get_running_loop().create_task(
+            self.session_watch(session.session_key, session.expires_at)
+        )
+
+    async def session_watch(self, session_key: str, expires_at: datetime | None) -> None:
+        """A session ends (its two weeks are up) while a tab is open: the tab is signed out then,
+        as its next page load would be. Saving a session moves its end: looked up again then."""
+        while expires_at is not None:
+            await asyncio.sleep(max(0.0, (expires_at - timezone.now()).total_seconds()))
+            if expires_at > timezone.now():
+                continue
+            expires_at = await database_sync_to_async(session_expiry)(session_key)
+        # Through the socket's own channel, so it waits for whatever the socket is doing.
+        await self.channel_layer.send(self.channel_name, {"type": "session.close"})
 
     async def disconnect(self, code: int) -> None:
+        if self.session_watcher is not None:
+            self.session_watcher.cancel()
         if hasattr(self, "group"):
             await self.leave_calls()
             await self.channel_layer.group_discard(self.group, self.channel_name)
