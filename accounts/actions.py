@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from rooms.events import close_sockets_on_commit
+
 from .models import Contact, User
 
 
@@ -15,6 +17,16 @@ def do_create_user(
     return User.objects.create_user(
         username=username, password=password, email=email, display_name=display_name
     )
+
+
+@transaction.atomic
+def do_change_password(user: User, *, password: str, keep_session: str = "") -> None:
+    """Set a new password (already validated). Every session of the person made with the old
+    one ends (Django compares a session's password hash on each request) and its open tabs close
+    now; `keep_session`, the session the change was made in, keeps its tabs."""
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    close_sockets_on_commit(user.pk, keep_session=keep_session)
 
 
 @transaction.atomic

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.forms import SetPasswordForm, UserCreationForm
 
+from . import actions
 from .models import ConversationView, User
 
 
@@ -22,3 +23,11 @@ class PreferencesForm(forms.Form):
         coerce=lambda value: value == "true",
         required=False,
     )
+
+
+class ResetPasswordForm(SetPasswordForm):
+    """The new password from a reset link (Django's form), set as every new password is."""
+
+    def save(self, commit: bool = True) -> User:
+        actions.do_change_password(self.user, password=self.cleaned_data["new_password1"])
+        return self.user

@@ -1,10 +1,16 @@
 from __future__ import annotations
 
-from django.contrib.auth import login
+import hashlib
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import PasswordChangeForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from messages_site.middleware import text_response
@@ -14,7 +20,7 @@ from rooms.queries import address_book
 from rooms.views import check
 
 from . import actions
-from .forms import PreferencesForm, SignupForm
+from .forms import PreferencesForm, ResetPasswordForm, SignupForm
 from .models import User
 from .queries import find_person
 
@@ -76,6 +82,68 @@ def preferences(request: HttpRequest) -> HttpResponse:
     if "conversation_view" in changes:
         response["HX-Refresh"] = "true"
     return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def password_change(request: HttpRequest) -> HttpResponse:
+    """A new password; every other session of the person ends and its tabs close."""
+    form = PasswordChangeForm(request.user, request.POST or None)
+    if request.method == "POST":
+        # Counted as failed logins: a session left open must not become a password oracle.
+        ratelimit.check_key("login_failure", f"name:{request.user.username.lower()}", peek=True)
+        if form.is_valid():
+            actions.do_change_password(
+                request.user,
+                password=form.cleaned_data["new_password1"],
+                keep_session=request.session.session_key,
+            )
+            # This session goes on under the new password (and a new key).
+            update_session_auth_hash(request, request.user)
+            messages.success(request, "Password changed. You are signed out everywhere else.")
+            return redirect("password_change")
+        if "old_password" in form.errors:
+            ratelimit.check_key("login_failure", f"name:{request.user.username.lower()}")
+    return render(
+        request, "accounts/password_change.html", {"form": form}, status=400 if form.errors else 200
+    )
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """ "Forgot your password?": a link by email, to an active person with that address. The
+    page says the same whether or not anyone has it; requests are limited per address and IP."""
+
+    template_name = "accounts/password_reset.html"
+    email_template_name = "email/password_reset.txt"
+    subject_template_name = "email/password_reset_subject.txt"
+    success_url = reverse_lazy("password_reset_sent")
+
+    @property
+    def extra_email_context(self) -> dict:
+        return {"base_url": settings.PARLEY_BASE_URL}
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        ratelimit.check("password_reset", ip=ratelimit.client_ip(request))
+        email = request.POST.get("email", "").strip().lower()
+        if email:
+            # Hashed: the key stays short and printable whatever was typed.
+            digest = hashlib.blake2b(email.encode(errors="replace"), digest_size=16).hexdigest()
+            ratelimit.check_key("password_reset", f"email:{digest}")
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form) -> HttpResponse:
+        return self.render_to_response(self.get_context_data(form=form), status=400)
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    """The page a reset link opens: a new password, then sign in with it."""
+
+    template_name = "accounts/password_reset_confirm.html"
+    form_class = ResetPasswordForm
+    success_url = reverse_lazy("password_reset_done")
+
+    def form_invalid(self, form) -> HttpResponse:
+        return self.render_to_response(self.get_context_data(form=form), status=400)
 
 
 class LoginView(auth_views.LoginView):

@@ -358,6 +358,8 @@ RATE_LIMITS = {
     "invite": (env_int("RATE_LIMIT_INVITE", 60), 600),
     "report": (env_int("RATE_LIMIT_REPORT", 20), 3600),
     "login_failure": (env_int("RATE_LIMIT_LOGIN_FAILURES", 10), 900),
+    # Reset emails asked for, per address (and 5x per IP): nobody's inbox can be flooded.
+    "password_reset": (env_int("RATE_LIMIT_PASSWORD_RESET", 3), 3600),
     "upload": (env_int("RATE_LIMIT_UPLOAD", 60), 600),
     # Chunk PUTs, resends included: 2,000 chunks of 8 MiB are 16 GiB in ten minutes.
     "upload_chunk": (env_int("RATE_LIMIT_UPLOAD_CHUNKS", 2000), 600),

@@ -221,8 +221,11 @@ class LiveConsumer(MessageFrames, CallFrames, AsyncWebsocketConsumer):
         await self.send(text_data=json.dumps({"type": "error", "error": text}))
 
     async def session_close(self, message: dict) -> None:
-        """A suspension closes every tab of the person; signing out, that session's tabs."""
+        """A suspension closes every tab of the person; signing out, that session's tabs; a new
+        password, the tabs of every other session."""
         if message.get("session", self.session_digest) != self.session_digest:
+            return
+        if message.get("keep") == self.session_digest:
             return
         await self.send(text_data='{"type":"session.ended"}')
         await self.close(code=4403)

@@ -231,9 +231,13 @@ async def fan_out(
         await layer.group_send(user_group(user_id), {"type": "live.frame", "frame": frame})
 
 
-def close_sockets_on_commit(user_id: int) -> None:
-    """Close every open tab of the user once the transaction commits (a suspension)."""
-    control_on_commit(user_id, {"type": "session.close"})
+def close_sockets_on_commit(user_id: int, *, keep_session: str = "") -> None:
+    """Close every open tab of the user once the transaction commits (a suspension), or every
+    tab but those of session `keep_session` (a new password, set in that session)."""
+    closing = {"type": "session.close"}
+    if keep_session:
+        closing["keep"] = session_digest(keep_session)
+    control_on_commit(user_id, closing)
 
 
 def session_digest(session_key: str) -> str:

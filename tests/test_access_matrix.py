@@ -43,9 +43,12 @@ from pathlib import Path
 import pytest
 from django.apps import apps
 from django.contrib.auth.models import Permission
+from django.contrib.auth.tokens import default_token_generator
 from django.db import connection, transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 from PIL import Image, PngImagePlugin
 
 from accounts.models import User
@@ -180,6 +183,26 @@ ROUTES: dict[str, dict[str, Call]] = {
             },
         ),
     },
+    # A wrong old password: refused, and nothing changes.
+    "password_change": {
+        "GET": Call(anyone(200)),
+        "POST": Call(
+            anyone(400),
+            {"old_password": "wrong", "new_password1": "x-9-y-8", "new_password2": "x-9-y-8"},
+        ),
+    },
+    "password_reset": {
+        "GET": Call({"*": 200}),
+        "POST": Call({"*": 302}, {"email": "nobody@example.com"}),
+    },
+    "password_reset_sent": {"GET": Call({"*": 200}), "POST": Call({"*": 405})},
+    # A valid link is kept in the session and redirects to the form (alice's, for anyone: the
+    # link is the credential); a forged one shows "This link no longer works".
+    "password_reset_confirm": {
+        "GET": Call({"*@valid": 302, "*@forged": 200}),
+        "POST": Call({"*@valid": 302, "*@forged": 200}),
+    },
+    "password_reset_done": {"GET": Call({"*": 200}), "POST": Call({"*": 405})},
     "contacts": {"GET": Call(anyone(200)), "POST": Call(anyone(302), {"person": "pat"})},
     "preferences": {"GET": Call(NOT_ALLOWED), "POST": Call(anyone(204), {"enter_sends": "false"})},
     "contact_remove": {"GET": Call(NOT_ALLOWED), "POST": Call(anyone(302))},
@@ -344,7 +367,8 @@ class Dataset:
     users: dict[str, User]
     objects: dict[str, Place]
     gif: int
-    token: str
+    token: str  # alice's unsubscribe token
+    reset_uid: str  # alice's password reset link (its token is made as each request is)
     upload_bytes: bytes
     suspended_client: Client
 
@@ -506,6 +530,7 @@ def build_dataset(settings, media_dir: Path) -> Dataset:
         objects=objects,
         gif=gif.pk,
         token=unsubscribe_token(alice),
+        reset_uid=urlsafe_base64_encode(force_bytes(alice.pk)),
         upload_bytes=data,
         suspended_client=suspended_client,
     )
@@ -566,13 +591,21 @@ def places_for(route: Route) -> list[str]:
     return ["-"]
 
 
+def reset_token(ds: Dataset) -> str:
+    # A reset token lapses when its person signs in: made afresh from alice as she is now.
+    return default_token_generator.make_token(User.objects.get(pk=ds.users["owner"].pk))
+
+
 def kwargs_for(route: Route, ds: Dataset, place: str) -> dict:
     kwargs = {}
     for param in route.params:
         if param == "gif_id":
             kwargs[param] = ds.gif if place == "library" else 999_999
         elif param == "token":
-            kwargs[param] = ds.token if place == "valid" else ds.token[:-4] + "AAAA"
+            token = reset_token(ds) if "uidb64" in route.params else ds.token
+            kwargs[param] = token if place == "valid" else token[:-4] + "AAAA"
+        elif param == "uidb64":
+            kwargs[param] = ds.reset_uid
         elif param == "index":
             kwargs[param] = 0
         else:
