@@ -30,6 +30,14 @@ def do_change_password(user: User, *, password: str, keep_session: str = "") -> 
 
 
 @transaction.atomic
+def do_update_profile(user: User, *, display_name: str, email: str) -> None:
+    """Name and email, already checked (ProfileForm). Messages show the new name from their next
+    rendering on: the fragment cache keys on it."""
+    user.display_name, user.email = display_name, email
+    user.save(update_fields=["display_name", "email"])
+
+
+@transaction.atomic
 def do_add_contact(owner: User, *, person: User) -> Contact:
     if person.pk == owner.pk:
         raise ValidationError("You are always in your own address book.")

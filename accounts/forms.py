@@ -31,3 +31,30 @@ class ResetPasswordForm(SetPasswordForm):
     def save(self, commit: bool = True) -> User:
         actions.do_change_password(self.user, password=self.cleaned_data["new_password1"])
         return self.user
+
+
+class ProfileForm(forms.ModelForm):
+    """Your name and email. A new email address asks for your password: it is where password
+    reset links go."""
+
+    password = forms.CharField(
+        widget=forms.PasswordInput, required=False, strip=False, label="Password (to change email)"
+    )
+
+    class Meta:
+        model = User
+        fields = ("display_name", "email")
+        labels = {"display_name": "Your name"}
+        help_texts = {"display_name": "Shown on your messages. Empty: your username."}
+
+    def clean_display_name(self) -> str:
+        return " ".join(self.cleaned_data["display_name"].split())
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if "email" in self.changed_data and "email" in data:
+            if not self.data.get("password"):
+                self.add_error("password", "Type your password to change your email address.")
+            elif not User.objects.get(pk=self.instance.pk).check_password(self.data["password"]):
+                self.add_error("password", "That is not your password.")
+        return data

@@ -20,7 +20,7 @@ from rooms.queries import address_book
 from rooms.views import check
 
 from . import actions
-from .forms import PreferencesForm, ResetPasswordForm, SignupForm
+from .forms import PreferencesForm, ProfileForm, ResetPasswordForm, SignupForm
 from .models import User
 from .queries import find_person
 
@@ -82,6 +82,29 @@ def preferences(request: HttpRequest) -> HttpResponse:
     if "conversation_view" in changes:
         response["HX-Refresh"] = "true"
     return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def profile(request: HttpRequest) -> HttpResponse:
+    # A copy: a refused form must not leave its values on the person the page shows.
+    form = ProfileForm(request.POST or None, instance=User.objects.get(pk=request.user.pk))
+    if request.method == "POST":
+        guessing = f"name:{request.user.username.lower()}"
+        ratelimit.check_key("login_failure", guessing, peek=True)
+        if form.is_valid():
+            actions.do_update_profile(
+                request.user,
+                display_name=form.cleaned_data["display_name"],
+                email=form.cleaned_data["email"],
+            )
+            messages.success(request, "Profile saved.")
+            return redirect("profile")
+        if form.has_error("password") and form.data.get("password"):
+            ratelimit.check_key("login_failure", guessing)
+    return render(
+        request, "accounts/profile.html", {"form": form}, status=400 if form.errors else 200
+    )
 
 
 @login_required

@@ -183,6 +183,11 @@ ROUTES: dict[str, dict[str, Call]] = {
             },
         ),
     },
+    # A new email without the password: refused, and nothing changes.
+    "profile": {
+        "GET": Call(anyone(200)),
+        "POST": Call(anyone(400), {"display_name": "zqNewName", "email": "new@example.com"}),
+    },
     # A wrong old password: refused, and nothing changes.
     "password_change": {
         "GET": Call(anyone(200)),
