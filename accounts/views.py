@@ -27,6 +27,9 @@ from .queries import find_person
 
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        # As the login page does: someone signed in is taken to their conversations.
+        return redirect("home")
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = actions.do_create_user(

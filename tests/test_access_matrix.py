@@ -172,8 +172,9 @@ ROUTES: dict[str, dict[str, Call]] = {
         "POST": Call({"anon": 200, "*": 302}, own_login),
     },
     "logout": {"GET": Call({"*": 405}), "POST": Call({"*": LOGIN})},
+    # Someone signed in is taken home (302) and no account is made; only the anonymous sign up.
     "signup": {
-        "GET": Call({"*": 200}),
+        "GET": Call({"anon": 200, "*": 302}),
         "POST": Call(
             {"*": 302},
             {

@@ -36,6 +36,18 @@ def test_sign_up_with_taken_username_is_refused(alice):
     assert User.objects.filter(username="alice").count() == 1
 
 
+def test_someone_signed_in_is_taken_home_from_sign_up(alice):
+    client = client_for(alice)
+    assert client.get(reverse("signup"))["Location"] == reverse("home")
+    form = {
+        "username": "erin",
+        "password1": "a-long-pass-phrase",
+        "password2": "a-long-pass-phrase",
+    }
+    assert client.post(reverse("signup"), form)["Location"] == reverse("home")
+    assert not User.objects.filter(username="erin").exists()
+
+
 def test_login_and_logout(alice):
     client = Client()
     response = client.post(reverse("login"), {"username": "alice", "password": PASSWORD})
