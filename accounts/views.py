@@ -87,14 +87,19 @@ def preferences(request: HttpRequest) -> HttpResponse:
     return response
 
 
+def _guesses_of(user: User) -> str:
+    """Wrong passwords typed while signed in count as failed logins of that username (as the
+    login page counts them): a session left open must not become a way to guess the password."""
+    return f"name:{user.username.lower()}"
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def profile(request: HttpRequest) -> HttpResponse:
     # A copy: a refused form must not leave its values on the person the page shows.
     form = ProfileForm(request.POST or None, instance=User.objects.get(pk=request.user.pk))
     if request.method == "POST":
-        guessing = f"name:{request.user.username.lower()}"
-        ratelimit.check_key("login_failure", guessing, peek=True)
+        ratelimit.check_key("login_failure", _guesses_of(request.user), peek=True)
         if form.is_valid():
             actions.do_update_profile(
                 request.user,
@@ -104,7 +109,7 @@ def profile(request: HttpRequest) -> HttpResponse:
             messages.success(request, "Profile saved.")
             return redirect("profile")
         if form.has_error("password") and form.data.get("password"):
-            ratelimit.check_key("login_failure", guessing)
+            ratelimit.check_key("login_failure", _guesses_of(request.user))
     return render(
         request, "accounts/profile.html", {"form": form}, status=400 if form.errors else 200
     )
@@ -116,8 +121,7 @@ def password_change(request: HttpRequest) -> HttpResponse:
     """A new password; every other session of the person ends and its tabs close."""
     form = PasswordChangeForm(request.user, request.POST or None)
     if request.method == "POST":
-        # Counted as failed logins: a session left open must not become a password oracle.
-        ratelimit.check_key("login_failure", f"name:{request.user.username.lower()}", peek=True)
+        ratelimit.check_key("login_failure", _guesses_of(request.user), peek=True)
         if form.is_valid():
             actions.do_change_password(
                 request.user,
@@ -129,15 +133,15 @@ def password_change(request: HttpRequest) -> HttpResponse:
             messages.success(request, "Password changed. You are signed out everywhere else.")
             return redirect("password_change")
         if "old_password" in form.errors:
-            ratelimit.check_key("login_failure", f"name:{request.user.username.lower()}")
+            ratelimit.check_key("login_failure", _guesses_of(request.user))
     return render(
         request, "accounts/password_change.html", {"form": form}, status=400 if form.errors else 200
     )
 
 
 class PasswordResetView(auth_views.PasswordResetView):
-    """ "Forgot your password?": a link by email, to an active person with that address. The
-    page says the same whether or not anyone has it; requests are limited per address and IP."""
+    """The "Forgot your password?" page: a link by email, to an active person with that address.
+    It says the same whether or not anyone has it; requests are limited per address and IP."""
 
     template_name = "accounts/password_reset.html"
     email_template_name = "email/password_reset.txt"

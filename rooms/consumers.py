@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.db import DatabaseError
 from django.utils import timezone
 
 from accounts.sessions import session_expiry
@@ -25,6 +27,10 @@ MAX_FRAME_BYTES = 64 * 1024
 MAX_TIMESTAMP = 253402300799  # 9999-12-31, the largest a datetime holds
 # Clients send "typing" at most every few seconds; anything faster is dropped here too.
 TYPING_INTERVAL = 2.0
+# How soon a tab whose session could not be looked up (the database away) asks again.
+SESSION_RETRY = timedelta(minutes=1)
+
+log = logging.getLogger(__name__)
 
 
 class LiveConsumer(MessageFrames, CallFrames, AsyncWebsocketConsumer):
@@ -71,9 +77,16 @@ class LiveConsumer(MessageFrames, CallFrames, AsyncWebsocketConsumer):
             await asyncio.sleep(max(0.0, (expires_at - timezone.now()).total_seconds()))
             if expires_at > timezone.now():
                 continue
-            expires_at = await database_sync_to_async(session_expiry)(session_key)
-        # Through the socket's own channel, so it waits for whatever the socket is doing.
-        await self.channel_layer.send(self.channel_name, {"type": "session.close"})
+            try:
+                expires_at = await database_sync_to_async(session_expiry)(session_key)
+            except DatabaseError:
+                log.warning("Could not look up an open tab's session; trying again in a minute")
+                expires_at = timezone.now() + SESSION_RETRY
+        try:
+            # Through the socket's own channel, so it waits for whatever the socket is doing.
+            await self.channel_layer.send(self.channel_name, {"type": "session.close"})
+        except Exception:  # the layer is down: close now rather than leave the tab open
+            await self.session_close({})
 
     async def disconnect(self, code: int) -> None:
         if self.session_watcher is not None:

@@ -79,3 +79,25 @@ async def test_a_tab_whose_session_was_deleted_closes_when_it_would_have_ended(a
     alices = await open_tab(key)
     await database_sync_to_async(Session.objects.filter(session_key=key).delete)()
     assert await ended(alices, timeout=5)
+
+
+async def test_a_session_that_cannot_be_looked_up_is_asked_for_again(alice, monkeypatch):
+    from django.db import OperationalError
+
+    from accounts.sessions import session_expiry
+    from rooms import consumers
+
+    asked = []
+
+    def database_away_once(session_key: str):
+        asked.append(session_key)
+        if len(asked) == 1:
+            raise OperationalError("the database is restarting")
+        return session_expiry(session_key)
+
+    monkeypatch.setattr(consumers, "session_expiry", database_away_once)
+    monkeypatch.setattr(consumers, "SESSION_RETRY", timedelta(seconds=0.5))
+    key = await signed_in(alice, ends_in=0.5)
+    alices = await open_tab(key)
+    assert await ended(alices, timeout=5)
+    assert asked == [key, key]
