@@ -32,9 +32,22 @@ def posted_forms(page: Page, room) -> list[dict]:
 
 
 def reconnect_through(page: Page, handler) -> None:
-    """Route the page's next socket through `handler`, and make it open that socket."""
-    page.route_web_socket("**/ws/", handler)
+    """Route the page's next socket through `handler`, make it open that socket, and return once
+    it has: until then the page's `data-live` still says "connected" of the socket dropped (its
+    close event comes later), and a message sent then goes by POST."""
+    routed = []
+
+    def route(socket: WebSocketRoute) -> None:
+        routed.append(socket)
+        handler(socket)
+
+    page.route_web_socket("**/ws/", route)
     page.evaluate("window.parleyLive.drop()")
+    for _ in range(200):  # Playwright runs the route's handler while the page is waited on
+        if routed:
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError("The page opened no new socket within 10 s of the drop.")
 
 
 def test_a_message_goes_over_the_open_socket(open_page, room, alice):
