@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib.auth.forms import SetPasswordForm, UserCreationForm
+from django.contrib.auth.forms import PasswordResetForm, SetPasswordForm, UserCreationForm
+from django.db import transaction
 
-from . import actions
+from . import actions, emails
 from .models import ConversationView, User
 
 
@@ -23,6 +24,15 @@ class PreferencesForm(forms.Form):
         coerce=lambda value: value == "true",
         required=False,
     )
+
+
+class AskForResetForm(PasswordResetForm):
+    """Django's "which address?" form; each account found there gets its email from a Celery
+    worker (accounts.emails), queued once the request's writes commit."""
+
+    def send_mail(self, subject_template_name, email_template_name, context, *args, **kwargs):
+        user_id = context["user"].pk
+        transaction.on_commit(lambda: emails.queue_password_reset(user_id))
 
 
 class ResetPasswordForm(SetPasswordForm):

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import hashlib
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, update_session_auth_hash
 from django.contrib.auth import views as auth_views
@@ -20,7 +19,7 @@ from rooms.queries import address_book
 from rooms.views import check
 
 from . import actions
-from .forms import PreferencesForm, ProfileForm, ResetPasswordForm, SignupForm
+from .forms import AskForResetForm, PreferencesForm, ProfileForm, ResetPasswordForm, SignupForm
 from .models import User
 from .queries import find_person
 
@@ -144,13 +143,8 @@ class PasswordResetView(auth_views.PasswordResetView):
     It says the same whether or not anyone has it; requests are limited per address and IP."""
 
     template_name = "accounts/password_reset.html"
-    email_template_name = "email/password_reset.txt"
-    subject_template_name = "email/password_reset_subject.txt"
+    form_class = AskForResetForm
     success_url = reverse_lazy("password_reset_sent")
-
-    @property
-    def extra_email_context(self) -> dict:
-        return {"base_url": settings.PARLEY_BASE_URL}
 
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         ratelimit.check("password_reset", ip=ratelimit.client_ip(request))

@@ -175,3 +175,33 @@ def round_trip(stack, alice_socket, alice, bob, room) -> dict:
         smtp.send_message(answer, from_addr="bob@example.com", to_addrs=[reply_to])
 
     return wait_for_message_from(server, alice_socket, alice, bob, after=sent)
+
+
+def test_a_password_reset_link_is_mailed_by_the_worker(stack, alice):
+    """The reset page only queues the email; the worker builds the link and sends it."""
+    connection = http.client.HTTPConnection("127.0.0.1", stack["server"].port, timeout=10)
+    try:
+        connection.request("GET", "/accounts/password/reset/")
+        page = connection.getresponse()
+        page.read()
+        csrf = SimpleCookie(page.headers["Set-Cookie"])["csrftoken"].value
+        connection.request(
+            "POST",
+            "/accounts/password/reset/",
+            body=urlencode({"email": alice.email}),
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Cookie": f"csrftoken={csrf}",
+                "X-CSRFToken": csrf,
+            },
+        )
+        answer = connection.getresponse()
+        answer.read()
+    finally:
+        connection.close()
+    assert (answer.status, answer.headers["Location"]) == (302, "/accounts/password/reset/sent/")
+    assert stack["sink"].wait_for(1, timeout=30), f"no email:\n{stack['worker'].log()}"
+    (mail,) = stack["sink"].parsed()
+    assert alice.email in mail["To"]
+    assert re.search(r"http://\S+/accounts/password/reset/\w+/[\w-]+/", mail.get_content())
+    assert "accounts.tasks.password_reset_email" in stack["worker"].log()

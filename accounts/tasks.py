@@ -1,0 +1,13 @@
+"""Celery tasks of accounts: thin shells that take ids."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from . import emails
+
+
+# A mail server that is down or refuses for a while is tried again (SMTPException is an OSError).
+@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=5, max_retries=8)
+def password_reset_email(user_id: int) -> bool:
+    return emails.send_password_reset(user_id)
