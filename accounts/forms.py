@@ -65,6 +65,6 @@ class ProfileForm(forms.ModelForm):
         if "email" in self.changed_data and "email" in data:
             if not self.data.get("password"):
                 self.add_error("password", "Type your password to change your email address.")
-            elif not User.objects.get(pk=self.instance.pk).check_password(self.data["password"]):
+            elif not self.instance.check_password(self.data["password"]):
                 self.add_error("password", "That is not your password.")
         return data
