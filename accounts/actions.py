@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from rooms.events import close_sockets_on_commit
 
+from . import emails
 from .models import Contact, User
 
 
@@ -30,11 +33,22 @@ def do_change_password(user: User, *, password: str, keep_session: str = "") -> 
 
 
 @transaction.atomic
-def do_update_profile(user: User, *, display_name: str, email: str) -> None:
-    """Name and email, already checked (ProfileForm). Messages show the new name from their next
-    rendering on: the fragment cache keys on it."""
-    user.display_name, user.email = display_name, email
-    user.save(update_fields=["display_name", "email"])
+def do_update_profile(user: User, *, display_name: str) -> None:
+    """The name messages show (already checked: ProfileForm), from their next rendering on: the
+    fragment cache keys on it."""
+    user.display_name = display_name
+    user.save(update_fields=["display_name"])
+
+
+@transaction.atomic
+def do_change_email(user: User, *, email: str) -> None:
+    """Make `email` (confirmed by its link: accounts.email_change) or no address at all the
+    person's; the address they had is told once this commits."""
+    old = user.email
+    user.email = email
+    user.save(update_fields=["email"])
+    if old and old != email:
+        transaction.on_commit(partial(emails.queue_email_changed_notice, user.pk, old))
 
 
 @transaction.atomic

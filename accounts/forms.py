@@ -44,8 +44,8 @@ class ResetPasswordForm(SetPasswordForm):
 
 
 class ProfileForm(forms.ModelForm):
-    """Your name and email. A new email address asks for your password: it is where password
-    reset links go."""
+    """Your name and email. A new email address asks for your password (it is where password
+    reset links go), and becomes yours from the link sent to it (accounts.email_change)."""
 
     password = forms.CharField(
         widget=forms.PasswordInput, required=False, strip=False, label="Password (to change email)"
@@ -55,7 +55,11 @@ class ProfileForm(forms.ModelForm):
         model = User
         fields = ("display_name", "email")
         labels = {"display_name": "Your name"}
-        help_texts = {"display_name": "Shown on your messages. Empty: your username."}
+        help_texts = {
+            "display_name": "Shown on your messages. Empty: your username.",
+            "email": "For notifications and password reset links. A new address is yours once "
+            "you open the link we send to it.",
+        }
 
     def clean_display_name(self) -> str:
         return " ".join(self.cleaned_data["display_name"].split())

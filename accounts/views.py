@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import hashlib
+from functools import partial
 
 from django.contrib import messages
 from django.contrib.auth import login, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordChangeForm
+from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
@@ -18,7 +21,7 @@ from rooms.forms import PersonForm
 from rooms.queries import address_book
 from rooms.views import check
 
-from . import actions
+from . import actions, email_change, emails
 from .forms import AskForResetForm, PreferencesForm, ProfileForm, ResetPasswordForm, SignupForm
 from .models import User
 from .queries import find_person
@@ -100,18 +103,45 @@ def profile(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         ratelimit.check_key("login_failure", _guesses_of(request.user), peek=True)
         if form.is_valid():
-            actions.do_update_profile(
-                request.user,
-                display_name=form.cleaned_data["display_name"],
-                email=form.cleaned_data["email"],
-            )
-            messages.success(request, "Profile saved.")
+            email = form.cleaned_data["email"]
+            if email and email != request.user.email:
+                ratelimit.check("email_change", user_id=request.user.pk)
+            actions.do_update_profile(request.user, display_name=form.cleaned_data["display_name"])
+            messages.success(request, _profile_saved(request.user, email))
             return redirect("profile")
         if form.has_error("password") and form.data.get("password"):
             ratelimit.check_key("login_failure", _guesses_of(request.user))
     return render(
         request, "accounts/profile.html", {"form": form}, status=400 if form.errors else 200
     )
+
+
+def _profile_saved(user: User, email: str) -> str:
+    """A new address is the person's once they open the link sent to it; none at all at once."""
+    if email == user.email:
+        return "Profile saved."
+    if not email:
+        actions.do_change_email(user, email="")
+        return "Profile saved. Parley has no email address for you now: no emails, no reset links."
+    transaction.on_commit(partial(emails.queue_email_confirmation, user.pk, email))
+    return f"Profile saved. Open the link we sent to {email} to make it your email address."
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def email_confirm(request: HttpRequest, token: str) -> HttpResponse:
+    """The page a new address's link opens: one button makes it the person's (a GET changes
+    nothing, as mail scanners open links)."""
+    try:
+        email = email_change.address_asked(token, request.user)
+    except ValidationError as error:
+        context = {"error": error.message}
+        return render(request, "accounts/email_confirm.html", context, status=400)
+    if request.method == "POST":
+        actions.do_change_email(request.user, email=email)
+        messages.success(request, f"Your email address is now {email}.")
+        return redirect("profile")
+    return render(request, "accounts/email_confirm.html", {"new_email": email})
 
 
 @login_required

@@ -204,6 +204,8 @@ if os.environ.get("PASSWORD_HASHERS"):
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+# How long the link that confirms a new email address works (as a password reset link does).
+EMAIL_CHANGE_TIMEOUT = 3 * 24 * 60 * 60
 
 # Static files, uploads, email ---------------------------------------------------------------
 
@@ -360,6 +362,8 @@ RATE_LIMITS = {
     "login_failure": (env_int("RATE_LIMIT_LOGIN_FAILURES", 10), 900),
     # Reset emails asked for, per address (and 5x per IP): nobody's inbox can be flooded.
     "password_reset": (env_int("RATE_LIMIT_PASSWORD_RESET", 3), 3600),
+    # Links to confirm a new email address, per person: the form cannot mail strangers at will.
+    "email_change": (env_int("RATE_LIMIT_EMAIL_CHANGE", 3), 3600),
     "upload": (env_int("RATE_LIMIT_UPLOAD", 60), 600),
     # Chunk PUTs, resends included: 2,000 chunks of 8 MiB are 16 GiB in ten minutes.
     "upload_chunk": (env_int("RATE_LIMIT_UPLOAD_CHUNKS", 2000), 600),

@@ -23,7 +23,7 @@ who may not see it, in any response, whatever its status.
 
 An expectation is looked up by the actor's relation to the object, most specific first:
 "author" (they wrote the message or note, shared the file, started the upload) or "self" (the
-person is them); then their relation to the room ("owner" → "admin" → "member", "blocked",
+person is them, or the route's token is theirs: alice's); then their relation to the room ("owner" → "admin" → "member", "blocked",
 "staff" → "outsider") or to the person ("blocked_by" → "knows" or "stranger" → "person");
 "suspended" → "anon"; finally "*". A key may end in "@<place>" to hold for that place only.
 
@@ -51,6 +51,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from PIL import Image, PngImagePlugin
 
+from accounts import email_change
 from accounts.models import User
 from conftest import PASSWORD, befriend, client_for, make_person
 from moderation.actions import do_block_user, do_report_message, do_suspend_user
@@ -196,6 +197,13 @@ ROUTES: dict[str, dict[str, Call]] = {
             anyone(400),
             {"old_password": "wrong", "new_password1": "x-9-y-8", "new_password2": "x-9-y-8"},
         ),
+    },
+    # A link confirming a new email address, made for alice (self): she sees it and her POST
+    # makes it her address; anyone else signed in is told it is another account's (400), and
+    # a forged one does not work.
+    "email_confirm": {
+        "GET": Call({"anon": LOGIN, "self@valid": 200, "*": 400}),
+        "POST": Call({"anon": LOGIN, "self@valid": 302, "*": 400}),
     },
     "password_reset": {
         "GET": Call({"*": 200}),
@@ -602,13 +610,23 @@ def reset_token(ds: Dataset) -> str:
     return default_token_generator.make_token(User.objects.get(pk=ds.users["owner"].pk))
 
 
+def token_for(route: Route, ds: Dataset) -> str:
+    """Alice's token for the route: a reset link's, a new email address's or an unsubscribe."""
+    if "uidb64" in route.params:
+        return reset_token(ds)
+    if route.name == "email_confirm":
+        alice = User.objects.get(pk=ds.users["owner"].pk)
+        return email_change.make_token(alice, "zq-new-address@example.com")
+    return ds.token
+
+
 def kwargs_for(route: Route, ds: Dataset, place: str) -> dict:
     kwargs = {}
     for param in route.params:
         if param == "gif_id":
             kwargs[param] = ds.gif if place == "library" else 999_999
         elif param == "token":
-            token = reset_token(ds) if "uidb64" in route.params else ds.token
+            token = token_for(route, ds)
             kwargs[param] = token if place == "valid" else token[:-4] + "AAAA"
         elif param == "uidb64":
             kwargs[param] = ds.reset_uid
@@ -662,6 +680,8 @@ def relations(route: Route, ds: Dataset, actor: str, place: str) -> list[str]:
                     chain.append("blocked_by")
                 chain += ["knows"] if in_address_book(user, person) else ["stranger"]
                 chain.append("person")
+        elif place in ("valid", "forged") and user.pk == ds.users["owner"].pk:
+            chain.append("self")  # the route's token is alice's
         elif actor == "staff":
             chain.append("staff")
     for key in chain:

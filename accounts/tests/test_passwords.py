@@ -134,14 +134,6 @@ async def test_staff_setting_a_password_closes_the_person_s_tabs(alice):
 
 
 @pytest.fixture
-def smtp(settings, eager_celery):
-    with SmtpSink() as sink:
-        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", sink.port
-        yield sink
-
-
-@pytest.fixture
 def ask_for_link(django_capture_on_commit_callbacks):
     """POSTs an address to the reset page, running what it queues on commit (the test's own
     transaction never commits)."""

@@ -3,13 +3,20 @@ reset links go to (a new one asks for your password)."""
 
 from __future__ import annotations
 
+import re
+from email.message import EmailMessage
+from urllib.parse import quote, urlsplit
+
 import pytest
+from django.test import Client, TestCase
 from django.urls import reverse
 
 from accounts.models import User
 from conftest import PASSWORD, client_for
 from moderation import ratelimit
 from rooms.actions import do_send_message
+
+capture_on_commit = TestCase.captureOnCommitCallbacks
 
 
 @pytest.fixture(autouse=True)
@@ -19,8 +26,19 @@ def no_counted_failures(db):
     ratelimit.forget_all()
 
 
-def save(user: User, **form):
-    return client_for(user).post(reverse("profile"), form)
+def save(user: User, client: Client | None = None, **form):
+    """POST the profile form, running what it queues once its writes commit (the test's own
+    transaction never does)."""
+    with capture_on_commit(execute=True):
+        return (client or client_for(user)).post(reverse("profile"), form)
+
+
+def link_in(mail: EmailMessage) -> str:
+    return re.search(r"https?://\S+/accounts/profile/email/\S+/", mail.get_content())[0]
+
+
+def link_path(mail: EmailMessage) -> str:
+    return urlsplit(link_in(mail)).path
 
 
 def stored(user: User) -> tuple[str, str]:
@@ -46,7 +64,7 @@ def test_a_new_name_shows_on_messages_old_and_new(alice, bob, room):
     assert "before the rename" in page
 
 
-def test_a_new_email_needs_the_password(alice):
+def test_a_new_email_needs_the_password(alice, smtp):
     alice.email = "alice@example.com"
     alice.save()
     without = save(alice, display_name="", email="thief@example.com")
@@ -56,9 +74,115 @@ def test_a_new_email_needs_the_password(alice):
     assert wrong.status_code == 400
     assert "That is not your password." in wrong.content.decode()
     assert stored(alice)[1] == "alice@example.com"
-    right = save(alice, display_name="", email="new@example.com", password=PASSWORD)
-    assert right.status_code == 302
+    assert not smtp.wait_for(1, timeout=0.3)
+
+
+def test_a_new_email_is_yours_once_you_open_the_link_sent_to_it(alice, smtp, settings):
+    settings.PARLEY_BASE_URL = "https://parley.example"
+    alice.email = "alice@example.com"
+    alice.save()
+    client = client_for(alice)
+    response = save(alice, client, display_name="Al", email="new@example.com", password=PASSWORD)
+    assert response.status_code == 302
+    page = client.get(response.url).content.decode()
+    assert "Open the link we sent to new@example.com" in page
+    # The name is saved; the address waits for its link.
+    assert stored(alice) == ("Al", "alice@example.com")
+    assert smtp.wait_for(1, timeout=5)
+    (mail,) = smtp.parsed()
+    assert mail["To"] == "new@example.com"
+    link = link_in(mail)
+    assert link.startswith("https://parley.example/accounts/profile/email/")
+    path = link.removeprefix("https://parley.example")
+
+    confirm = client.get(path)
+    assert confirm.status_code == 200
+    assert "Make <strong>new@example.com</strong> the email address" in confirm.content.decode()
+    assert stored(alice)[1] == "alice@example.com"  # opening the link changes nothing yet
+    with capture_on_commit(execute=True):
+        done = client.post(path)
+    assert done.status_code == 302
+    assert "Your email address is now new@example.com." in client.get(done.url).content.decode()
+    assert stored(alice) == ("Al", "new@example.com")
+    # The old address is told.
+    assert smtp.wait_for(2, timeout=5)
+    notice = smtp.parsed()[1]
+    assert notice["To"] == "alice@example.com"
+    assert "is now new@example.com" in notice.get_content()
+    # The link works once.
+    again = client.post(path)
+    assert again.status_code == 400
+    assert "your email address has changed since it was sent" in again.content.decode()
     assert stored(alice)[1] == "new@example.com"
+
+
+def test_of_two_links_the_first_opened_wins(alice, smtp):
+    alice.email = "alice@example.com"
+    alice.save()
+    for address in ("one@example.com", "two@example.com"):
+        save(alice, display_name="", email=address, password=PASSWORD)
+    assert smtp.wait_for(2, timeout=5)
+    first, second = (link_path(mail) for mail in smtp.parsed())
+    client = client_for(alice)
+    assert client.post(second).status_code == 302
+    assert client.post(first).status_code == 400
+    assert stored(alice)[1] == "two@example.com"
+
+
+def test_a_link_is_refused_to_another_account_when_forged_or_too_old(alice, bob, smtp, settings):
+    alice.email = "alice@example.com"
+    alice.save()
+    save(alice, display_name="", email="new@example.com", password=PASSWORD)
+    assert smtp.wait_for(1, timeout=5)
+    path = link_path(smtp.parsed()[0])
+    for client, url, error in [
+        (client_for(bob), path, "This link is for another account"),
+        (client_for(alice), path[:-5] + "AAAA/", "it is incomplete, or more than 3 days old"),
+    ]:
+        for method in (client.get, client.post):
+            refused = method(url)
+            assert refused.status_code == 400
+            assert error in refused.content.decode()
+    settings.EMAIL_CHANGE_TIMEOUT = 0
+    late = client_for(alice).post(path)
+    assert late.status_code == 400
+    assert "more than 0 days old" in late.content.decode()
+    assert stored(alice)[1] == "alice@example.com"
+    assert stored(bob)[1] == bob.email
+
+
+def test_signed_out_the_link_asks_to_sign_in_first(alice, smtp):
+    alice.email = "alice@example.com"
+    alice.save()
+    save(alice, display_name="", email="new@example.com", password=PASSWORD)
+    assert smtp.wait_for(1, timeout=5)
+    path = link_path(smtp.parsed()[0])
+    response = Client().get(path)
+    assert response.status_code == 302
+    assert response.url == reverse("login") + "?next=" + quote(path)
+
+
+def test_removing_the_email_needs_no_link(alice, smtp):
+    alice.email = "alice@example.com"
+    alice.save()
+    response = save(alice, display_name="", email="", password=PASSWORD)
+    assert response.status_code == 302
+    assert stored(alice)[1] == ""
+    assert smtp.wait_for(1, timeout=5)
+    (notice,) = smtp.parsed()
+    assert notice["To"] == "alice@example.com"
+
+
+def test_links_asked_for_are_limited(alice, smtp, settings):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "email_change": (2, 3600)}
+    statuses = [
+        save(alice, display_name=f"n{n}", email=f"{n}@example.com", password=PASSWORD).status_code
+        for n in range(3)
+    ]
+    assert statuses == [302, 302, 429]
+    assert stored(alice)[0] == "n1"  # the refused request saved nothing
+    assert smtp.wait_for(2, timeout=5)
+    assert not smtp.wait_for(3, timeout=0.5)
 
 
 def test_the_name_alone_needs_no_password(alice):
