@@ -10,7 +10,9 @@ from .models import ConversationView, User
 
 class SignupForm(UserCreationForm):
     display_name = forms.CharField(max_length=150, required=False, label="Your name")
-    email = forms.EmailField(required=False)
+    email = forms.EmailField(
+        required=False, help_text="Optional. We send a link there to confirm it is yours."
+    )
 
     class Meta(UserCreationForm.Meta):
         model = User

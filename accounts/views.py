@@ -37,10 +37,14 @@ def signup(request: HttpRequest) -> HttpResponse:
         user = actions.do_create_user(
             username=form.cleaned_data["username"],
             password=form.cleaned_data["password1"],
-            email=form.cleaned_data["email"],
             display_name=form.cleaned_data["display_name"],
         )
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        if form.cleaned_data["email"]:
+            # Like any new address, it is the person's once they open the link sent to it.
+            message = _change_email(user, form.cleaned_data["email"])
+            messages.success(request, f"Welcome to Parley. {message}")
+            return redirect("profile")
         return redirect("home")
     return render(
         request, "accounts/signup.html", {"form": form}, status=400 if form.errors else 200
@@ -107,7 +111,8 @@ def profile(request: HttpRequest) -> HttpResponse:
             if email and email != request.user.email:
                 ratelimit.check("email_change", user_id=request.user.pk)
             actions.do_update_profile(request.user, display_name=form.cleaned_data["display_name"])
-            messages.success(request, _profile_saved(request.user, email))
+            changed = _change_email(request.user, email)
+            messages.success(request, f"Profile saved. {changed}".rstrip())
             return redirect("profile")
         if form.has_error("password") and form.data.get("password"):
             ratelimit.check_key("login_failure", _guesses_of(request.user))
@@ -116,15 +121,16 @@ def profile(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _profile_saved(user: User, email: str) -> str:
-    """A new address is the person's once they open the link sent to it; none at all at once."""
+def _change_email(user: User, email: str) -> str:
+    """Start changing the person's address to `email`, and say what happens: a new address is
+    theirs once they open the link sent to it; no address at all at once."""
     if email == user.email:
-        return "Profile saved."
+        return ""
     if not email:
         actions.do_change_email(user, email="")
-        return "Profile saved. Parley has no email address for you now: no emails, no reset links."
+        return "Parley has no email address for you now: no emails, no reset links."
     transaction.on_commit(partial(emails.queue_email_confirmation, user.pk, email))
-    return f"Profile saved. Open the link we sent to {email} to make it your email address."
+    return f"Open the link we sent to {email} to make it your email address."
 
 
 @login_required

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.core.management import call_command
-from django.test import Client
+from django.test import Client, TestCase
 from django.urls import reverse
 
 from accounts.models import Contact, User
@@ -17,14 +19,37 @@ def test_sign_up_logs_you_in(db):
         {
             "username": "erin",
             "display_name": "Erin Eve",
-            "email": "erin@example.com",
             "password1": "a-long-pass-phrase",
             "password2": "a-long-pass-phrase",
         },
     )
-    assert response.status_code == 302
+    assert response.status_code == 302 and response.url == reverse("home")
     assert User.objects.get(username="erin").name == "Erin Eve"
     assert client.get(reverse("contacts")).status_code == 200
+
+
+def test_the_address_given_at_sign_up_is_yours_once_you_open_its_link(db, smtp):
+    client = Client()
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        response = client.post(
+            reverse("signup"),
+            {
+                "username": "erin",
+                "email": "erin@example.com",
+                "password1": "a-long-pass-phrase",
+                "password2": "a-long-pass-phrase",
+            },
+        )
+    assert response.status_code == 302 and response.url == reverse("profile")
+    page = client.get(response.url).content.decode()
+    assert "Welcome to Parley. Open the link we sent to erin@example.com" in page
+    assert User.objects.get(username="erin").email == ""
+    assert smtp.wait_for(1, timeout=5)
+    (mail,) = smtp.parsed()
+    assert mail["To"] == "erin@example.com"
+    path = re.search(r"/accounts/profile/email/\S+/", mail.get_content())[0]
+    assert client.post(path).status_code == 302
+    assert User.objects.get(username="erin").email == "erin@example.com"
 
 
 def test_sign_up_with_taken_username_is_refused(alice):
