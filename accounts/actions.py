@@ -7,6 +7,7 @@ from functools import partial
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from notifications.actions import do_expire_reply_tokens
 from rooms.events import close_sockets_on_commit
 
 from . import emails
@@ -43,10 +44,12 @@ def do_update_profile(user: User, *, display_name: str) -> None:
 @transaction.atomic
 def do_change_email(user: User, *, email: str) -> None:
     """Make `email` (confirmed by its link: accounts.email_change) or no address at all the
-    person's; the address they had is told once this commits."""
+    person's. Replies to the emails sent to the old address no longer post; that address is
+    told once this commits."""
     old = user.email
     user.email = email
     user.save(update_fields=["email"])
+    do_expire_reply_tokens(user)
     if old and old != email:
         transaction.on_commit(partial(emails.queue_email_changed_notice, user.pk, old))
 

@@ -518,6 +518,14 @@ def send_all_due_emails() -> SendReport:
             return total
 
 
+@transaction.atomic
+def do_expire_reply_tokens(user: User) -> int:
+    """The reply addresses mailed to the person so far stop working (their email address
+    changed: whoever reads the old mailbox must not post as them). The beat deletes them later."""
+    now = timezone.now()
+    return ReplyToken.objects.filter(user=user, expires__gt=now).update(expires=now)
+
+
 def delete_expired_reply_tokens() -> int:
     deleted, _ = ReplyToken.objects.filter(expires__lt=timezone.now()).delete()
     return deleted

@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.test import TestCase
 from django.utils import timezone
 
+from accounts.actions import do_change_email
 from notifications.emails import reply_address
 from notifications.inbound import html_to_text, receive_email
 from notifications.models import InboundReply, ReplyToken
@@ -138,6 +139,12 @@ def test_expired_token_is_refused(token):
     token.expires = timezone.now() - timedelta(seconds=1)
     token.save()
     assert_refused(receive(reply_mail(reply_address(token.token))), "unknown or expired token")
+
+
+def test_a_token_mailed_before_the_address_changed_is_refused(token, bob):
+    do_change_email(bob, email="bob@new.example")
+    assert_refused(receive(reply_mail(reply_address(token.token))), "unknown or expired token")
+    assert not Message.objects.exists()
 
 
 def test_owner_who_left_the_room_is_refused(token, room, bob):
