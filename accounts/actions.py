@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from notifications.actions import do_expire_reply_tokens
+from rooms.actions import publish_rename
 from rooms.events import close_sockets_on_commit
 
 from . import emails
@@ -35,10 +36,13 @@ def do_change_password(user: User, *, password: str, keep_session: str = "") -> 
 
 @transaction.atomic
 def do_update_profile(user: User, *, display_name: str) -> None:
-    """The name messages show (already checked: ProfileForm), from their next rendering on: the
-    fragment cache keys on it."""
+    """The name messages show (already checked: ProfileForm): open pages show it at once, and
+    every rendering from now on (the fragment cache keys on it)."""
+    if display_name == user.display_name:
+        return
     user.display_name = display_name
     user.save(update_fields=["display_name"])
+    publish_rename(user)
 
 
 @transaction.atomic

@@ -120,6 +120,23 @@ def _publish_room_updated(room: Room, *, joining: Iterable[int] = ()) -> None:
         events.publish_on_commit(event, user_ids=joining)
 
 
+def publish_rename(user: User) -> None:
+    """Show a person's new name on every open page of the people they share a room with, and
+    their own: on their messages, in member lists, as a direct room's name (its list entry)."""
+    event: events.PersonRenamedEvent = {
+        "type": "person.renamed",
+        "user": user.pk,
+        "name": user.name,
+        "ts": events.now_ts(),
+    }
+    rooms = Room.objects.filter(memberships__user=user)
+    for room_id in rooms.values_list("pk", flat=True):
+        events.publish_on_commit(event, room_id=room_id)
+    events.publish_on_commit(event, user_ids=[user.pk])
+    for room in rooms.filter(kind=RoomKind.DIRECT):
+        _publish_room_updated(room)
+
+
 def _publish_message(
     message: Message, kind: str, *, list_changed: bool, prev: int = 0, room: Room | None = None
 ) -> None:

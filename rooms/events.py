@@ -84,6 +84,15 @@ class MembershipEvent(TypedDict):
     ts: float
 
 
+class PersonRenamedEvent(TypedDict):
+    """A person's name changed: every open page shows the new one where it shows them."""
+
+    type: Literal["person.renamed"]
+    user: int
+    name: str
+    ts: float
+
+
 class CallPeer(TypedDict):
     """One seat of a call as every member's page shows it."""
 
@@ -139,6 +148,7 @@ Event = (
     | RoomRemovedEvent
     | RoomReadEvent
     | MembershipEvent
+    | PersonRenamedEvent
     | TypingEvent
     | PresenceEvent
     | NoticeEvent

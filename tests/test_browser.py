@@ -194,6 +194,26 @@ def test_deleted_message_shows_placeholder_to_the_other_person_live(open_page, r
     assert_not_reloaded(alice_page)
 
 
+def test_a_new_name_shows_on_open_pages_at_once(open_page, room, alice, bob):
+    do_send_message(alice, room=room, body="Written before the rename")
+    bob_page = open_page(bob, room.get_absolute_url())
+    alice_room = open_page(alice, room.get_absolute_url())
+    remember_this_page(bob_page)
+    author = message(bob_page, "before the rename").locator(".author")
+    expect(author).to_have_text(alice.name)
+
+    profile = open_page(alice, "/accounts/profile/")
+    profile.get_by_label("Your name").fill("Alice Liddell")
+    profile.get_by_role("button", name="Save").click()
+    expect(profile.get_by_text("Profile saved.")).to_be_visible()
+
+    expect(author).to_have_text("Alice Liddell")
+    members = bob_page.locator(f'#members-panel li[data-user="{alice.pk}"] .member-name')
+    expect(members).to_have_text("Alice Liddell")
+    expect(alice_room.locator(".me")).to_have_text("Alice Liddell")
+    assert_not_reloaded(bob_page)
+
+
 def test_oversized_and_blank_messages_are_refused_and_the_text_stays(open_page, room, alice):
     page = open_page(alice, room.get_absolute_url())
     box = page.get_by_role("textbox", name="Message")

@@ -14,7 +14,8 @@ from django.urls import reverse
 from accounts.models import User
 from conftest import PASSWORD, client_for
 from moderation import ratelimit
-from rooms.actions import do_send_message
+from rooms.actions import do_create_room, do_send_message
+from rooms.models import RoomKind
 
 capture_on_commit = TestCase.captureOnCommitCallbacks
 
@@ -62,6 +63,27 @@ def test_a_new_name_shows_on_messages_old_and_new(alice, bob, room):
     page = client_for(bob).get(reverse("room", args=[room.pk])).content.decode()
     assert page.count("Alice Liddell") >= 1
     assert "before the rename" in page
+
+
+def test_a_new_name_reaches_open_pages_at_once(alice, bob, room, inbox):
+    direct = do_create_room(alice, kind=RoomKind.DIRECT, members=[bob])
+    bob_tab, alice_tab = inbox(bob), inbox(alice)
+    assert save(alice, display_name="Alice Liddell", email=alice.email).status_code == 302
+    renamed = {"type": "person.renamed", "user": alice.pk, "name": "Alice Liddell"}
+    bob_frames = bob_tab.frames()
+    # Once per room they share (each room's tabs hear it), and the direct room's list entry,
+    # which is named after her.
+    assert [{k: f[k] for k in renamed} for f in bob_frames if f["type"] == "person.renamed"] == [
+        renamed,
+        renamed,
+    ]
+    (entry,) = [f for f in bob_frames if f["type"] == "room.updated"]
+    assert entry["room"] == direct.pk and "Alice Liddell" in entry["html"]
+    # Her own tabs too (the sidebar shows her name), in rooms or not.
+    assert renamed["name"] in [f.get("name") for f in alice_tab.frames()]
+    # Saving the same name again tells nobody anything.
+    save(alice, display_name="Alice Liddell", email=alice.email)
+    assert bob_tab.frames() == []
 
 
 def test_a_new_email_needs_the_password(alice, smtp):
@@ -207,7 +229,8 @@ def test_bad_input_is_refused_and_changes_nothing(alice, form, error):
     assert error in response.content.decode()
     assert stored(alice) == ("Alice", "alice@example.com")
     # The refused values are in the form, not on the page's own person (the sidebar).
-    assert '<span class="me">Alice</span>' in response.content.decode()
+    sidebar = f'<span class="me" data-person-name="{alice.pk}">Alice</span>'
+    assert sidebar in response.content.decode()
 
 
 def test_guessing_the_password_here_is_limited(alice, settings):

@@ -82,7 +82,7 @@ def test_a_sender_who_changes_their_name_shows_under_the_new_one(room, alice, bo
     alice.display_name = "Alice Brown"
     alice.save(update_fields=["display_name"])
     article = shown(page(bobs_page, room), ARTICLE, message.pk)
-    assert '<span class="author">Alice Brown</span>' in article
+    assert f'<span class="author" data-person-name="{alice.pk}">Alice Brown</span>' in article
     history = bobs_page.get(reverse("room_messages", args=[room.pk]), {"before": message.pk + 1})
     assert "Alice Brown" in history.content.decode()
 

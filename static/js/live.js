@@ -276,6 +276,11 @@ const handlers = {
   "membership.changed"() {
     refreshSidebar();
   },
+  "person.renamed"(frame) {
+    for (const name of document.querySelectorAll(`[data-person-name="${frame.user}"]`)) {
+      name.textContent = frame.name;
+    }
+  },
   typing(frame) {
     if (frame.room !== openRoomId()) return;
     typists.set(frame.user, { name: frame.name, until: Date.now() + 5000 });
