@@ -13,8 +13,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from asgiref.sync import async_to_sync
-from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.core.handlers.asgi import get_script_prefix
 from django.urls import Resolver404, resolve
+
+from .asgi_handler import OneHopASGIHandler
 
 Receive = Callable[[], Awaitable[dict]]
 ASGIApp = Callable[[dict, Receive, Callable], Awaitable[None]]
@@ -71,7 +73,7 @@ class ReceivedBody:
         self._leftover = b""
 
 
-class StreamedBodyHandler(ASGIHandler):
+class StreamedBodyHandler(OneHopASGIHandler):
     """Django's ASGI handler with the body left in the receive loop until the view reads it."""
 
     async def read_body(self, receive: Receive) -> ReceivedBody:
