@@ -87,7 +87,7 @@ def room_item_shown(membership: Membership) -> tuple:
         str(room.kind),
         room.title,
         names,
-        None if last is None else (last.sender_id, last.deleted, last.sender.name, last.body),
+        None if last is None else (last.sender_id, last.deleted, last.sender.name, last.body_html),
     )
 
 

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from html import unescape
+
+import nh3
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
@@ -144,6 +147,12 @@ class Message(models.Model):
     def is_deleted(self) -> bool:
         return self.deleted is not None
 
+    @property
+    def preview(self) -> str:
+        """The message as one line of plain text, as the conversation list shows it: what the
+        rendered message reads, without its markup (emoji shortcodes already emoji)."""
+        return " ".join(unescape(nh3.clean(self.body_html, tags=set())).split())
+
     def reaction_summary(self) -> list[tuple[str, int, str]]:
         """(emoji, count, who) per emoji, in the order first used; needs reactions prefetched."""
         who: dict[str, list[str]] = {}
@@ -261,6 +270,12 @@ class Attachment(models.Model):
     @property
     def is_deleted(self) -> bool:
         return self.deleted is not None
+
+    @property
+    def preview(self) -> str:
+        """The message as one line of plain text, as the conversation list shows it: what the
+        rendered message reads, without its markup (emoji shortcodes already emoji)."""
+        return " ".join(unescape(nh3.clean(self.body_html, tags=set())).split())
 
     @property
     def kind(self) -> str:

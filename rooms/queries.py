@@ -219,7 +219,7 @@ LISTED_FIELDS = (
     "room__last_activity",
     "room__archived",
     "room__last_message__sender_id",
-    "room__last_message__body",
+    "room__last_message__body_html",
     "room__last_message__deleted",
     *(f"room__last_message__sender__{field}" for field in NAME_FIELDS),
 )

@@ -51,6 +51,15 @@ def test_room_list_is_ordered_by_latest_activity(alice, bob, carol):
     assert listed(alice) == ["First", "Second"]
 
 
+def test_the_list_shows_the_last_message_as_plain_text(room, alice, bob):
+    do_send_message(alice, room=room, body="> the **brief** & `plan` :+1:\nsee <b>you</b>")
+    page = client_for(bob).get(reverse("home"), follow=True).content.decode()
+    entry = re.search(
+        rf'id="room-item-{room.pk}".*?<span class="preview"[^>]*>(.*?)</span>', page, re.S
+    )
+    assert entry[1].endswith("</b> the brief &amp; plan 👍 see &lt;b&gt;you&lt;/b&gt;")
+
+
 def test_sending_marks_the_room_read(room, alice, bob):
     do_send_message(bob, room=room, body="hey @alice")
     do_send_message(alice, room=room, body="answering")
