@@ -371,7 +371,7 @@ def _results(rooms: dict[int, _MyRoom], ids: list[int], terms: list[Term]) -> li
             room=message.room,
             sender=message.sender,
             room_name=rooms[message.room_id].name,
-            snippet=snippet(message.body, terms),
+            snippet=snippet(message.preview, terms),
         )
         for message in (by_id.get(message_id) for message_id in ids)
         if message is not None  # deleted since the search ran

@@ -34,6 +34,12 @@ def test_results_show_room_sender_and_marked_snippet_linking_to_the_message(room
     assert f'href="/rooms/{room.pk}/?around={message.pk}#msg-{message.pk}"' in html
 
 
+def test_a_snippet_reads_as_the_message_does_without_its_markup(room, alice, bob):
+    do_send_message(bob, room=room, body="do you need the **invoice** as _PDF_ :+1:")
+    html = search(alice, "invoice pdf").content.decode()
+    assert "do you need the <mark>invoice</mark> as <mark>PDF</mark> 👍" in html
+
+
 def test_no_query_shows_the_help_with_no_error(alice):
     response = search(alice)
     assert response.status_code == 200
