@@ -23,8 +23,9 @@ who may not see it, in any response, whatever its status.
 
 An expectation is looked up by the actor's relation to the object, most specific first:
 "author" (they wrote the message or note, shared the file, started the upload) or "self" (the
-person is them, or the route's token is theirs: alice's); then their relation to the room ("owner" → "admin" → "member", "blocked",
-"staff" → "outsider") or to the person ("blocked_by" → "knows" or "stranger" → "person");
+person is them, or the route's token is theirs: alice's); then their relation to the room
+("owner" → "admin" → "member", "blocked", "staff" → "outsider") or to the person
+("blocked_by" → "knows" or "stranger" → "person");
 "suspended" → "anon"; finally "*". A key may end in "@<place>" to hold for that place only.
 
 Where access is refused (anything but 2xx or a redirect that is not to the login page) the

@@ -214,6 +214,19 @@ def test_a_new_name_shows_on_open_pages_at_once(open_page, room, alice, bob):
     assert_not_reloaded(bob_page)
 
 
+def test_panels_open_beside_the_conversation_on_the_right(open_page, room, alice):
+    page = open_page(alice, room.get_absolute_url())
+    page.get_by_label("Members").click()
+    page.get_by_label("Personal notepad").click()
+    timeline, notepad, members = (
+        page.locator(selector).bounding_box() for selector in ("#timeline", "#notepad", "#members")
+    )
+    assert timeline["x"] + timeline["width"] <= notepad["x"] < members["x"]
+    assert members["x"] + members["width"] == page.viewport_size["width"]
+    # Side by side, each as tall as the conversation.
+    assert notepad["y"] == members["y"] == timeline["y"]
+
+
 def test_oversized_and_blank_messages_are_refused_and_the_text_stays(open_page, room, alice):
     page = open_page(alice, room.get_absolute_url())
     box = page.get_by_role("textbox", name="Message")
