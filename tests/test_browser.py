@@ -227,6 +227,26 @@ def test_panels_open_beside_the_conversation_on_the_right(open_page, room, alice
     assert notepad["y"] == members["y"] == timeline["y"]
 
 
+def test_on_a_phone_a_room_fills_the_screen_and_the_list_opens_over_it(open_page, room, alice, bob):
+    budget = group_room(alice, bob, title="Budget")
+    page = open_page(alice, room.get_absolute_url())
+    page.set_viewport_size({"width": 390, "height": 760})
+    expect(sidebar(page)).to_be_hidden()
+    timeline = page.locator("#timeline").bounding_box()
+    assert (timeline["x"], timeline["width"]) == (0, 390)
+
+    page.get_by_label("Show conversations").click()
+    expect(sidebar(page)).to_be_visible()
+    sidebar_entry(page, budget).locator("a").click()
+    expect(page).to_have_url(re.compile(rf"/rooms/{budget.pk}/$"))
+    expect(sidebar(page)).to_be_hidden()
+    # A room's panel opens over the conversation, the header (and its buttons) still showing.
+    page.get_by_label("Members").click()
+    expect(page.locator("#members")).to_be_visible()
+    page.get_by_label("Members").click()
+    expect(page.locator("#members")).to_be_hidden()
+
+
 def test_oversized_and_blank_messages_are_refused_and_the_text_stays(open_page, room, alice):
     page = open_page(alice, room.get_absolute_url())
     box = page.get_by_role("textbox", name="Message")

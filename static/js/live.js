@@ -392,6 +392,12 @@ document.addEventListener("DOMContentLoaded", () => {
     const reveal = event.target.closest("[data-reveal]");
     if (reveal) reveal.closest(".msg").classList.add("revealed");
   });
+  const showConversations = document.querySelector(".show-conversations");
+  showConversations?.addEventListener("click", () => {
+    const open = document.body.toggleAttribute("data-conversations");
+    showConversations.setAttribute("aria-expanded", String(open));
+    showConversations.setAttribute("aria-label", open ? "Hide conversations" : "Show conversations");
+  });
   for (const button of document.querySelectorAll("[data-toggle]")) {
     button.addEventListener("click", () => {
       const panel = document.getElementById(button.dataset.toggle);
