@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.actions import do_set_preferences
 from conftest import befriend, client_for
 from rooms.actions import (
     do_archive_room,
@@ -131,6 +132,16 @@ def test_favorite_and_categories(alice, bob, carol):
     do_set_favorite(alice, room=contract, favorite=False)
     groups = {key: [m.room.pk for m in page.memberships] for key, _, page in categorized(alice)}
     assert groups["favorites"] == []
+
+
+def test_an_empty_category_says_how_to_fill_it(room, alice):
+    do_set_preferences(alice, conversation_view="categorized")
+    page = client_for(alice).get(reverse("home"), follow=True).content.decode()
+    favorites = re.search(r'data-category="favorites"[^>]*>(.*?)</ul>', page, re.S)[1]
+    assert "Mark a conversation Favorite from its ⋯ menu." in favorites
+    rooms = re.search(r'data-category="rooms"[^>]*>(.*?)</ul>', page, re.S)[1]
+    assert f'id="room-item-{room.pk}"' in rooms and "None yet." not in rooms
+    assert "None yet." in re.search(r'data-category="people"[^>]*>(.*?)</ul>', page, re.S)[1]
 
 
 def test_hidden_room_leaves_lists_until_unhidden(room, alice, bob):
