@@ -46,6 +46,7 @@ cluster: $(VENV)/.runtime nginx
 	-psql -q -h 127.0.0.1 -U postgres -c "CREATE DATABASE parley" 2>/dev/null
 	DATABASE_URL=$(CLUSTER_DATABASE_URL) REDIS_URL=$(CLUSTER_REDIS_URL) $(PY) manage.py migrate --noinput
 	DATABASE_URL=$(CLUSTER_DATABASE_URL) REDIS_URL=$(CLUSTER_REDIS_URL) $(PY) manage.py seed_demo
+	$(PY) manage.py collectstatic --noinput --clear -v 0
 	@echo "Parley cluster on http://127.0.0.1:8000/ (nginx -> Uvicorn :8001 and :8002)."
 	DATABASE_URL=$(CLUSTER_DATABASE_URL) REDIS_URL=$(CLUSTER_REDIS_URL) \
 		$(VENV)/bin/honcho -f deploy/Procfile -d . start

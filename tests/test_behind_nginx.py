@@ -8,9 +8,11 @@ machines as far as nginx and the rate limits can tell.
 
 from __future__ import annotations
 
+import http.client
 import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -31,12 +33,14 @@ TIGHT_LIMITS = {
 
 
 def nginx_config(listen_port: int, upstream_port: int) -> str:
-    """deploy/nginx.conf with its ports swapped for these; fails if that file changed shape."""
+    """deploy/nginx.conf with its ports swapped for these, and static files served from the
+    source folder (`make cluster` collects them); fails if that file changed shape."""
     config = (ROOT / "deploy" / "nginx.conf").read_text()
     swaps = {
         "listen 127.0.0.1:8000;": f"listen 127.0.0.1:{listen_port};",
         "server 127.0.0.1:8001 ": f"server 127.0.0.1:{upstream_port} ",
         "server 127.0.0.1:8002 ": f"server 127.0.0.1:{upstream_port} ",
+        "alias ../staticfiles/;": f"alias {ROOT / 'static'}/;",
     }
     for old, new in swaps.items():
         assert config.count(old) == 1, f"deploy/nginx.conf no longer has {old!r}"
@@ -44,12 +48,35 @@ def nginx_config(listen_port: int, upstream_port: int) -> str:
     return config
 
 
+@contextmanager
+def nginx_in_front_of(upstream_port: int) -> Iterator[int]:
+    """deploy/nginx.conf running in front of `upstream_port`; yields nginx's port."""
+    nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
+    assert nginx is not None, "nginx is not installed (make test installs Debian's nginx-light)"
+    port = free_port()
+    prefix = ROOT / "var" / f"nginx-test-{port}"
+    for folder in ("logs", "tmp"):
+        (prefix / folder).mkdir(parents=True, exist_ok=True)
+    (prefix / "nginx.conf").write_text(nginx_config(port, upstream_port))
+    output = prefix / "logs" / "output.log"
+    with output.open("wb") as log:
+        process = subprocess.Popen(
+            [nginx, "-p", f"{prefix}/", "-c", "nginx.conf", "-g", "daemon off;"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until_listening(port, process, "nginx", 10, output.read_text)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        shutil.rmtree(prefix, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def front_door(test_database_url) -> Iterator[int]:
     """nginx's port, in front of one server process."""
-    nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
-    if nginx is None:
-        pytest.skip("nginx is not installed (make test installs Debian's nginx-light)")
     env = {
         "DATABASE_URL": test_database_url,
         "PASSWORD_HASHERS": ",".join(FAST_HASHERS),
@@ -57,26 +84,29 @@ def front_door(test_database_url) -> Iterator[int]:
         **GENEROUS_RATE_LIMITS,
         **TIGHT_LIMITS,
     }
-    port = free_port()
-    prefix = ROOT / "var" / f"nginx-test-{port}"
-    for folder in ("logs", "tmp"):
-        (prefix / folder).mkdir(parents=True, exist_ok=True)
-    with AppServer(env=env) as server:
-        (prefix / "nginx.conf").write_text(nginx_config(port, server.port))
-        output = prefix / "logs" / "output.log"
-        with output.open("wb") as log:
-            process = subprocess.Popen(
-                [nginx, "-p", f"{prefix}/", "-c", "nginx.conf", "-g", "daemon off;"],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+    with AppServer(env=env) as server, nginx_in_front_of(server.port) as port:
+        yield port
+
+
+def test_static_files_are_served_from_disk_with_no_app_process():
+    # Nothing listens upstream: pages fail, static files do not.
+    with nginx_in_front_of(free_port()) as port:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         try:
-            wait_until_listening(port, process, "nginx", 10, output.read_text)
-            yield port
+            for path, kind in [("css/parley.css", "text/css"), ("js/live.js", "javascript")]:
+                connection.request("GET", f"/static/{path}")
+                response = connection.getresponse()
+                assert (response.status, response.read()) == (
+                    200,
+                    (ROOT / "static" / path).read_bytes(),
+                )
+                assert kind in response.headers["Content-Type"]  # ES modules need the type
+                assert response.headers["X-Content-Type-Options"] == "nosniff"
+                assert response.headers["Cache-Control"] == "public, max-age=60"
+            connection.request("GET", "/accounts/login/")
+            assert connection.getresponse().status == 502
         finally:
-            process.terminate()
-            process.wait(timeout=10)
-            shutil.rmtree(prefix, ignore_errors=True)
+            connection.close()
 
 
 @pytest.fixture
