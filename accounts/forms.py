@@ -1,11 +1,17 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib.auth.forms import PasswordResetForm, SetPasswordForm, UserCreationForm
+from django.contrib.auth.forms import (
+    AuthenticationForm,
+    PasswordResetForm,
+    SetPasswordForm,
+    UserCreationForm,
+)
 from django.db import transaction
 
 from . import actions, emails
 from .models import ConversationView, User
+from .queries import login_name
 
 
 class SignupForm(UserCreationForm):
@@ -17,6 +23,15 @@ class SignupForm(UserCreationForm):
     class Meta(UserCreationForm.Meta):
         model = User
         fields = ("username", "display_name", "email")
+
+
+class LoginForm(AuthenticationForm):
+    """Django's login form; the email address of an account signs in as that account too."""
+
+    def clean(self) -> dict:
+        if self.cleaned_data.get("username"):
+            self.cleaned_data["username"] = login_name(self.cleaned_data["username"])
+        return super().clean()
 
 
 class PreferencesForm(forms.Form):

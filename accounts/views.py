@@ -22,9 +22,16 @@ from rooms.queries import address_book
 from rooms.views import check
 
 from . import actions, email_change, emails
-from .forms import AskForResetForm, PreferencesForm, ProfileForm, ResetPasswordForm, SignupForm
+from .forms import (
+    AskForResetForm,
+    LoginForm,
+    PreferencesForm,
+    ProfileForm,
+    ResetPasswordForm,
+    SignupForm,
+)
 from .models import User
-from .queries import find_person
+from .queries import find_person, login_name
 
 
 @require_http_methods(["GET", "POST"])
@@ -210,10 +217,12 @@ class LoginView(auth_views.LoginView):
     """Django's login, refused for a while after repeated failures (per username and per IP)."""
 
     template_name = "accounts/login.html"
+    authentication_form = LoginForm
     redirect_authenticated_user = True
 
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        username = request.POST.get("username", "")[:150].lower()
+        # Guesses count against the account, whether its username or its email was typed.
+        username = login_name(request.POST.get("username", "")[:254]).lower()
         ip = ratelimit.client_ip(request)
         ratelimit.check("login_failure", ip=ip, peek=True)
         ratelimit.check_key("login_failure", f"name:{username}", peek=True)

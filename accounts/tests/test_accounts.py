@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from accounts.models import Contact, User
 from conftest import PASSWORD, client_for
+from moderation import ratelimit
 from rooms.models import Message, Room, RoomKind
 
 
@@ -79,6 +80,48 @@ def test_login_and_logout(alice):
     assert response.status_code == 302
     assert client.post(reverse("logout")).status_code == 302
     assert client.get(reverse("home")).status_code == 302
+
+
+def test_an_account_s_email_address_signs_in_as_it(alice):
+    alice.email = "Alice@Example.com"
+    alice.save()
+    client = Client()
+    response = client.post(
+        reverse("login"), {"username": "alice@example.COM", "password": PASSWORD}
+    )
+    assert response.status_code == 302
+    assert client.get(reverse("profile")).context["user"] == alice
+    assert "Username or email" in Client().get(reverse("login")).content.decode()
+
+
+def test_an_address_two_accounts_share_signs_in_neither(alice, bob):
+    User.objects.filter(pk__in=[alice.pk, bob.pk]).update(email="shared@example.com")
+    response = Client().post(
+        reverse("login"), {"username": "shared@example.com", "password": PASSWORD}
+    )
+    assert response.status_code == 200
+    assert b"correct username and password" in response.content
+
+
+@pytest.fixture
+def fresh_counts():
+    ratelimit.forget_all()
+    yield
+    ratelimit.forget_all()
+
+
+def test_guesses_by_email_count_against_the_account(alice, settings, fresh_counts):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "login_failure": (2, 900)}
+    alice.email = "alice@example.com"
+    alice.save()
+    guesses = [
+        Client().post(reverse("login"), {"username": "alice@example.com", "password": "guess"})
+        for _ in range(2)
+    ]
+    assert [guess.status_code for guess in guesses] == [200, 200]
+    # Her username is now held back too: the two guesses were at her account.
+    held = Client().post(reverse("login"), {"username": "alice", "password": PASSWORD})
+    assert held.status_code == 429
 
 
 def test_wrong_password_is_refused(alice):
