@@ -3,6 +3,7 @@ reset links go to (a new one asks for your password)."""
 
 from __future__ import annotations
 
+import base64
 import re
 from email.message import EmailMessage
 from urllib.parse import quote, urlsplit
@@ -115,6 +116,9 @@ def test_a_new_email_is_yours_once_you_open_the_link_sent_to_it(alice, smtp, set
     assert mail["To"] == "new@example.com"
     link = link_in(mail)
     assert link.startswith("https://parley.example/accounts/profile/email/")
+    # The old address is not in the link, even encoded: its reader may not be the person.
+    payload = link.split("/")[-2].split(":")[0]
+    assert b"alice@example.com" not in base64.urlsafe_b64decode(payload + "==")
     path = link.removeprefix("https://parley.example")
 
     confirm = client.get(path)
